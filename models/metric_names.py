@@ -1,0 +1,40 @@
+"""Metric names and their optimisation modes, defined once.
+
+Imported by the LightningModule (logging), the study (TuneConfig, CheckpointConfig, ``--metric``) and the
+results tables (columns, queries). This module imports nothing heavy so ``results`` stays torch-free.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Mode = Literal["min", "max"]
+
+# Validation metrics, logged once per epoch by the Segmenter. `_fg` = mean over curve classes.
+VAL_METRICS: dict[str, Mode] = {
+    "val_loss": "min",
+    "val_iou_fg": "max",
+    "val_dice_fg": "max",
+    "val_f1_tol2": "max",
+    "val_curve_mae": "min",  # mean absolute centreline error, fraction of track height
+    "val_curve_coverage": "max",  # fraction of true-curve columns where a curve was extracted
+}
+# Per-class IoU and Dice: class 0 is background; binary has class 1, multiclass classes 1 and 2.
+MAX_CLASSES = 3
+PER_CLASS_METRICS: dict[str, Mode] = {
+    f"val_{kind}_c{c}": "max" for kind in ("iou", "dice") for c in range(MAX_CLASSES)
+}
+TRAIN_METRICS: dict[str, Mode] = {"train_loss": "min"}
+
+METRICS: dict[str, Mode] = {**TRAIN_METRICS, **VAL_METRICS, **PER_CLASS_METRICS}
+DEFAULT_OBJECTIVE = "val_dice_fg"
+# Objectives a study may select with --metric: validation metrics only (train loss is not a model-selection score).
+OBJECTIVES: dict[str, Mode] = {**VAL_METRICS, **PER_CLASS_METRICS}
+
+
+def mode_of(name: str) -> Mode:
+    """The optimisation mode of a metric name; KeyError names the allowed ones."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise KeyError(f"unknown metric {name!r}; expected one of {', '.join(METRICS)}") from None

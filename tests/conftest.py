@@ -1,0 +1,41 @@
+"""Shared test set-up: CPU only, single-threaded torch, a private HOME per Ray test."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU is the default device in tests
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from datamodules.synth import Sample  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def make_sample(h: int, w: int, *, seed: int = 0, n_curves: int = 2, task: str = "multiclass") -> Sample:
+    """A hand-made sample: random ink, a 2 px curve per class at known rows."""
+    rng = np.random.default_rng(seed)
+    image = np.full((h, w), 255, dtype=np.uint8)
+    label = np.zeros((h, w), dtype=np.uint8)
+    rows = np.full((n_curves, w), np.nan, dtype=np.float32)
+    cols = np.arange(w)
+    for k in range(n_curves):
+        centre = (k + 1) * h / (n_curves + 1) + 2 * np.sin(cols / 7.0 + k)
+        rows[k] = centre
+        r = np.round(centre).astype(int)
+        cls = 1 if task == "binary" else k + 1
+        for dr in (0, 1):
+            label[np.clip(r + dr, 0, h - 1), cols] = cls
+            image[np.clip(r + dr, 0, h - 1), cols] = rng.integers(0, 60, size=w)
+    classes = np.array([1 if task == "binary" else k + 1 for k in range(n_curves)], dtype=np.int64)
+    tracks = np.tile(np.array([0.0, h - 1.0], dtype=np.float32), (n_curves, 1))
+    return Sample(image=image, label=label, curve_rows=rows, curve_classes=classes, curve_tracks=tracks)
+
+
+@pytest.fixture
+def sample_factory():
+    return make_sample

@@ -1,0 +1,76 @@
+"""Print a readable summary of a study's tables: ``python -m results.show <study dir>``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from models.metric_names import VAL_METRICS
+from results.query import (
+    TableError,
+    best_trials,
+    early_stopping_savings,
+    status_counts,
+    tables_dir,
+)
+from results.schema import BEST_PREFIX, PARAM_PREFIX
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def summary(study_dir: Path) -> str:
+    """The summary text of one study directory; raises TableError for a bad table."""
+    lines = [f"study directory: {study_dir.absolute()}", ""]
+    counts = status_counts(study_dir)
+    lines += ["trials by status:", counts.to_string(), ""]
+    best = best_trials(study_dir)
+    if best.empty:
+        lines += ["best trial per task: none finished yet", ""]
+    for row in best.itertuples(index=False):
+        row = row._asdict()
+        lines.append(
+            f"best {row['task']} trial: {row['trial_id']} ({row['status']}), "
+            f"{row['metric']} = {_fmt(row['score'])} at epoch {row['best_epoch']} "
+            f"of {row['epochs_completed']} (last {_fmt(row['objective_last'])})"
+        )
+        params = {k[len(PARAM_PREFIX) :]: v for k, v in row.items() if k.startswith(PARAM_PREFIX)}
+        lines.append("  params: " + ", ".join(f"{k}={_fmt(v)}" for k, v in params.items() if not pd.isna(v)))
+        metrics = {m: row[BEST_PREFIX + m] for m in VAL_METRICS if not pd.isna(row[BEST_PREFIX + m])}
+        lines.append("  best metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
+        if not pd.isna(row["checkpoint_path"]):
+            lines.append(f"  checkpoint: {row['checkpoint_path']}")
+        lines.append("")
+    savings = early_stopping_savings(study_dir)
+    lines.append("early stopping savings:")
+    lines.append(savings.to_string(float_format=lambda x: f"{x:.3g}"))
+    lines += ["", f"tables: {tables_dir(study_dir).absolute()}/{{trials,epochs}}.parquet"]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m results.show", description=__doc__)
+    parser.add_argument("study_dir", type=Path, help="study directory <storage>/<study name>")
+    args = parser.parse_args(argv)
+    study_dir: Path = args.study_dir
+    if not study_dir.is_dir():
+        print(f"error: {study_dir.absolute()}: no such study directory", file=sys.stderr)
+        return 2
+    try:
+        text = summary(study_dir)
+    except (TableError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

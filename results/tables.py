@@ -1,0 +1,317 @@
+"""The driver-side writer of a study's two tables.
+
+One ``StudyTables`` per study directory, in one process (the Tune driver). Rows are kept in memory, keyed by
+``(trial_id, epoch)`` and ``trial_id``, so a repeated delivery overwrites instead of duplicating. Every
+``record_*`` call rewrites the affected file(s) at once: the tables are small (hundreds of trials, thousands
+of epochs) and an immediate atomic write means a killed driver loses at most the record in flight.
+
+Each write goes to a hidden temporary file in the same directory (``.<name>.<pid>.<random>.tmp``), is flushed
+and fsynced, then ``os.replace``d onto the final name, and the directory is fsynced: a reader sees a whole old
+or a whole new file, never a partial one. Leftover temporary files of a killed writer are deleted on open.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from models.metric_names import METRICS, VAL_METRICS, mode_of
+from results.query import TableError, read_table
+from results.schema import (
+    BEST_PREFIX,
+    EPOCH_EXTRAS,
+    EPOCHS_FILE,
+    EPOCHS_SCHEMA,
+    PARAM_COLUMNS,
+    PARAM_PREFIX,
+    SCHEMA_VERSION,
+    STATUSES,
+    TRIALS_FILE,
+    TRIALS_SCHEMA,
+)
+
+log = logging.getLogger(__name__)
+
+COMPRESSION = "zstd"
+_EPOCH_VALUE_COLUMNS = (*METRICS, *EPOCH_EXTRAS)
+# Columns of a trial row that record_trial sets; the rest are derived from the epoch rows on every write.
+_TRIAL_INPUTS = (
+    "study",
+    "task",
+    "trial_id",
+    "status",
+    "error",
+    "error_file",
+    *(PARAM_PREFIX + name for name in PARAM_COLUMNS),
+    "epoch_budget",
+    "devices",
+    "started_at",
+    "finished_at",
+    "node",
+    "checkpoint_path",
+)
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of our temporary files (hidden, containing ``.tmp``)."""
+    return name.startswith(".") and ".tmp" in name
+
+
+def write_atomic(path: Path, table: pa.Table, compression: str = COMPRESSION) -> None:
+    """Write ``table`` to ``path`` so that ``path`` always holds a whole old or a whole new file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            pq.write_table(table, f, compression=compression, write_page_checksum=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise ValueError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (UTC), got naive {value.isoformat()}")
+    return value.astimezone(timezone.utc)
+
+
+def _float(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _param(name: str, value: Any) -> Any:
+    typ = PARAM_COLUMNS[name]
+    if value is None:
+        return None
+    if pa.types.is_string(typ):
+        if not isinstance(value, str):
+            raise ValueError(f"param {name!r} must be a string, got {value!r}")
+        return value
+    if pa.types.is_integer(typ):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or float(value) != int(value):
+            raise ValueError(f"param {name!r} must be an integer, got {value!r}")
+        return int(value)
+    return _float(value, f"param {name!r}")
+
+
+def _best(values: list[tuple[int, float | None]], mode: str) -> tuple[int | None, float | None]:
+    """(epoch, value) of the best non-NaN value by ``mode``; the earliest epoch wins ties."""
+    best_epoch, best = None, None
+    for epoch, value in values:
+        if value is None or math.isnan(value):
+            continue
+        if best is None or (value < best if mode == "min" else value > best):
+            best_epoch, best = epoch, value
+    return best_epoch, best
+
+
+class StudyTables:
+    """Writes ``trials.parquet`` and ``epochs.parquet`` of one study; resumes from the files already there.
+
+    Args:
+        tables_dir: the study's ``tables`` directory (created if missing).
+        study: study name stored in every row.
+        objective: metric name the study optimises; its mode comes from ``models.metric_names``.
+
+    Raises:
+        TableError: an existing table is damaged, foreign or belongs to another study (left untouched).
+    """
+
+    def __init__(self, tables_dir: Path | str, study: str, objective: str) -> None:
+        if objective not in METRICS:
+            raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(METRICS)}")
+        self.tables_dir = Path(tables_dir)
+        self.study = study
+        self.objective = objective
+        self.objective_mode = mode_of(objective)
+        self.tables_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_temporaries()
+        self._epochs: dict[tuple[str, int], dict[str, Any]] = {}
+        self._trials: dict[str, dict[str, Any]] = {}
+        for row in self._load(EPOCHS_FILE, EPOCHS_SCHEMA):
+            self._epochs[(row["trial_id"], row["epoch"])] = row
+        for row in self._load(TRIALS_FILE, TRIALS_SCHEMA):
+            self._trials[row["trial_id"]] = {name: row[name] for name in _TRIAL_INPUTS}
+
+    @property
+    def trials_path(self) -> Path:
+        return self.tables_dir / TRIALS_FILE
+
+    @property
+    def epochs_path(self) -> Path:
+        return self.tables_dir / EPOCHS_FILE
+
+    def _remove_temporaries(self) -> None:
+        for entry in self.tables_dir.iterdir():
+            if is_temporary(entry.name) and entry.is_file():
+                log.info("removing leftover temporary file %s", entry)
+                entry.unlink(missing_ok=True)
+
+    def _load(self, name: str, schema: pa.Schema) -> list[dict[str, Any]]:
+        path = self.tables_dir / name
+        if not path.exists():
+            return []
+        rows = read_table(path, schema).to_pylist()
+        foreign = {row["study"] for row in rows} - {self.study}
+        if foreign:
+            raise TableError(path.absolute(), f"holds study {sorted(foreign)[0]!r}, not {self.study!r}")
+        return rows
+
+    def record_epoch(self, trial_id: str, task: str, epoch: int, values: Mapping[str, Any]) -> None:
+        """Upsert the row of ``(trial_id, epoch)`` and rewrite the epochs table (and the trial's row, if any).
+
+        Args:
+            epoch: 1-based epoch number.
+            values: metric values by name plus ``lr``, ``epoch_seconds``, ``images_per_second``,
+                ``pad_fraction``; unknown keys are ignored, missing ones stored as null. An optional
+                ``timestamp`` (aware datetime or Unix seconds) is kept, otherwise the time of this call.
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 1:
+            raise ValueError(f"epoch must be an integer >= 1, got {epoch!r}")
+        row: dict[str, Any] = {"study": self.study, "task": task, "trial_id": trial_id, "epoch": int(epoch)}
+        for name in _EPOCH_VALUE_COLUMNS:
+            row[name] = _float(values.get(name), name)
+        stamp = values.get("timestamp")
+        if isinstance(stamp, datetime):
+            row["timestamp"] = _utc(stamp, "timestamp")
+        elif isinstance(stamp, numbers.Real) and not isinstance(stamp, bool):
+            row["timestamp"] = datetime.fromtimestamp(float(stamp), tz=timezone.utc)
+        else:
+            row["timestamp"] = datetime.now(timezone.utc)
+        self._epochs[(trial_id, int(epoch))] = row
+        self._write_epochs()
+        if trial_id in self._trials:
+            self._write_trials()
+
+    def record_trial(
+        self,
+        trial_id: str,
+        task: str,
+        *,
+        status: str,
+        params: Mapping[str, Any],
+        epoch_budget: int,
+        devices: float,
+        started_at: datetime | None,
+        finished_at: datetime | None,
+        node: str,
+        checkpoint_path: str | None,
+        error: str | None = None,
+        error_file: str | None = None,
+    ) -> None:
+        """Upsert the row of ``trial_id`` and rewrite the trials table.
+
+        ``params`` holds hyperparameters by name (keys of ``PARAM_COLUMNS``; unknown names raise ValueError,
+        missing ones are null). Derived columns (epochs_completed, best_epoch, objective best/last,
+        ``best_<metric>``, wall/device/saved seconds) are computed from the trial's epoch rows on every write.
+        Timestamps must be timezone-aware.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        unknown = sorted(set(params) - set(PARAM_COLUMNS))
+        if unknown:
+            raise ValueError(f"unknown params {unknown}; expected names from {', '.join(PARAM_COLUMNS)}")
+        if (
+            isinstance(epoch_budget, bool)
+            or not isinstance(epoch_budget, numbers.Integral)
+            or epoch_budget < 0
+        ):
+            raise ValueError(f"epoch_budget must be an integer >= 0, got {epoch_budget!r}")
+        row: dict[str, Any] = {
+            "study": self.study,
+            "task": task,
+            "trial_id": trial_id,
+            "status": status,
+            "error": error,
+            "error_file": error_file,
+            **{PARAM_PREFIX + name: _param(name, params.get(name)) for name in PARAM_COLUMNS},
+            "epoch_budget": int(epoch_budget),
+            "devices": _float(devices, "devices"),
+            "started_at": _utc(started_at, "started_at"),
+            "finished_at": _utc(finished_at, "finished_at"),
+            "node": node,
+            "checkpoint_path": checkpoint_path,
+        }
+        self._trials[trial_id] = row
+        self._write_trials()
+
+    def flush(self) -> None:
+        """Rewrite both tables (each record_* call already wrote what it changed)."""
+        self._write_epochs()
+        self._write_trials()
+
+    def _write_epochs(self) -> None:
+        rows = [self._epochs[key] for key in sorted(self._epochs)]
+        write_atomic(self.epochs_path, pa.Table.from_pylist(rows, schema=EPOCHS_SCHEMA))
+
+    def _write_trials(self) -> None:
+        by_trial: dict[str, list[dict[str, Any]]] = {}
+        for key in sorted(self._epochs):
+            by_trial.setdefault(key[0], []).append(self._epochs[key])
+        rows = [
+            {**self._trials[tid], **self._derived(self._trials[tid], by_trial.get(tid, []))}
+            for tid in sorted(self._trials, key=lambda t: (self._trials[t]["task"], t))
+        ]
+        write_atomic(self.trials_path, pa.Table.from_pylist(rows, schema=TRIALS_SCHEMA))
+
+    def _derived(self, trial: Mapping[str, Any], epochs: list[dict[str, Any]]) -> dict[str, Any]:
+        """Columns computed from one trial's epoch rows (sorted by epoch)."""
+        objective = [(e["epoch"], e[self.objective]) for e in epochs]
+        best_epoch, objective_best = _best(objective, self.objective_mode)
+        epoch_seconds = [e["epoch_seconds"] for e in epochs if e["epoch_seconds"] is not None]
+        started, finished = trial["started_at"], trial["finished_at"]
+        if started is not None and finished is not None:
+            wall = (finished - started).total_seconds()
+        else:
+            wall = float(sum(epoch_seconds))
+        devices = trial["devices"]
+        saved = 0.0
+        if trial["status"] == "stopped_early":
+            missing = max(trial["epoch_budget"] - len(epochs), 0)
+            saved = missing * sum(epoch_seconds) / len(epoch_seconds) if epoch_seconds else None
+        return {
+            "epochs_completed": len(epochs),
+            "best_epoch": best_epoch,
+            "objective": self.objective,
+            "objective_mode": self.objective_mode,
+            "objective_best": objective_best,
+            "objective_last": epochs[-1][self.objective] if epochs else None,
+            **{
+                BEST_PREFIX + name: _best([(e["epoch"], e[name]) for e in epochs], mode)[1]
+                for name, mode in VAL_METRICS.items()
+            },
+            "wall_seconds": wall,
+            "device_seconds": wall * devices if devices is not None else None,
+            "seconds_saved": saved,
+            "schema_version": SCHEMA_VERSION,
+        }

@@ -1,0 +1,99 @@
+"""Write the golden tables of schema version 1 from deterministic fabricated records.
+
+    python tests/assets/make_golden.py            # rewrites tests/assets/v1/{trials,epochs}.parquet
+
+The committed files must stay readable by the current loaders (tests/results/test_query.py); when the schema
+changes, bump SCHEMA_VERSION and write a new ``v<N>`` directory instead of overwriting this one.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from results.tables import StudyTables
+
+STUDY = "golden"
+OBJECTIVE = "val_dice_fg"
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+BUDGET = 6
+
+# trial_id: (task, status, epochs run, quality, params)
+TRIALS: dict[str, tuple[str, str, int, float, dict]] = {
+    "b0": ("binary", "completed", 6, 0.80, {"lr": 1e-3, "depth": 4, "base_channels": 16, "loss": "bce"}),
+    "b1": ("binary", "stopped_early", 3, 0.70, {"lr": 3e-2, "depth": 3, "loss": "bce", "pos_weight": 4.0}),
+    "b2": ("binary", "error", 1, 0.99, {"lr": 1.0, "depth": 5, "loss": "dice"}),
+    "b3": ("binary", "running", 2, 0.95, {"lr": 2e-3, "depth": 4, "loss": "focal", "focal_gamma": 2.0}),
+    "m0": (
+        "multiclass",
+        "completed",
+        6,
+        0.60,
+        {"lr": 1e-3, "depth": 4, "loss": "ce", "class_weighting": "inv"},
+    ),
+    "m1": ("multiclass", "stopped_early", 2, 0.75, {"lr": 5e-4, "depth": 5, "loss": "tversky_ce"}),
+    "m2": ("multiclass", "completed", 6, 0.65, {"lr": 1e-4, "depth": 3, "loss": "ce", "dice_weight": 0.5}),
+}
+
+
+def epoch_values(task: str, quality: float, epoch: int) -> dict[str, float | datetime]:
+    """Deterministic metric values: dice rises towards ``quality``, losses fall."""
+    dice = quality * (1 - 0.5**epoch)
+    values: dict[str, float | datetime] = {
+        "train_loss": 1.0 / epoch,
+        "val_loss": 1.2 / epoch + (0.05 if epoch == 6 else 0.0),  # min at epoch 5 for 6-epoch trials
+        "val_iou_fg": dice * 0.8,
+        "val_dice_fg": dice,
+        "val_f1_tol2": dice * 0.9,
+        "val_curve_mae": 0.1 / epoch,
+        "val_curve_coverage": 0.5 + 0.05 * epoch,
+        "val_iou_c0": 0.99,
+        "val_dice_c0": 0.995,
+        "val_iou_c1": dice * 0.8,
+        "val_dice_c1": dice,
+        "lr": 1e-3,
+        "epoch_seconds": 10.0 + epoch,
+        "images_per_second": 100.0,
+        "pad_fraction": 0.125,
+        "timestamp": T0 + timedelta(minutes=epoch),
+        "ray_own_key": 42.0,  # ignored
+    }
+    if task == "multiclass":
+        values["val_iou_c2"] = dice * 0.7
+        values["val_dice_c2"] = dice * 0.85
+    return values
+
+
+def populate(tables: StudyTables) -> None:
+    for i, (trial_id, (task, status, n_epochs, quality, params)) in enumerate(TRIALS.items()):
+        started = T0 + timedelta(hours=i)
+        for epoch in range(1, n_epochs + 1):
+            tables.record_epoch(trial_id, task, epoch, epoch_values(task, quality, epoch))
+        tables.record_trial(
+            trial_id,
+            task,
+            status=status,
+            params=params,
+            epoch_budget=BUDGET,
+            devices=0.5,
+            started_at=started,
+            finished_at=None if status == "running" else started + timedelta(seconds=100 * n_epochs),
+            node="node-1",
+            checkpoint_path=None if status == "error" else f"/ckpt/{trial_id}/best.ckpt",
+            error="RuntimeError: loss is NaN" if status == "error" else None,
+            error_file=f"/logs/{trial_id}/error.txt" if status == "error" else None,
+        )
+
+
+def write(tables_dir: Path) -> StudyTables:
+    tables = StudyTables(tables_dir, STUDY, OBJECTIVE)
+    populate(tables)
+    return tables
+
+
+if __name__ == "__main__":
+    write(Path(__file__).resolve().parent / "v1")

@@ -1,0 +1,64 @@
+"""python -m results.show: summary on a good study, one line and exit 2 on a bad one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from results.show import main
+from tests.assets import make_golden
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    study_dir = tmp_path_factory.mktemp("golden")
+    make_golden.write(study_dir / "tables")
+    return study_dir
+
+
+def test_prints_best_trial_per_task(study, capsys):
+    assert main([str(study)]) == 0
+    out = capsys.readouterr().out
+    assert "best binary trial: b0 (completed), val_dice_fg = 0.7875 at epoch 6" in out
+    assert "best multiclass trial: m2 (completed)" in out
+    assert "params: lr=0.001, base_channels=16, depth=4, loss=bce" in out
+    assert "pos_weight" not in out.split("best binary trial")[1].split("\n")[1]  # null params left out
+    assert "early stopping savings" in out
+    assert str((study / "tables").absolute()) in out
+
+
+def test_missing_dir_exits_2_with_one_line(tmp_path, capsys):
+    assert main([str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no such study directory" in err
+
+
+def test_corrupt_table_exits_2_with_one_line(study, tmp_path, capsys):
+    (tmp_path / "tables").mkdir()
+    data = (study / "tables" / "trials.parquet").read_bytes()
+    (tmp_path / "tables" / "trials.parquet").write_bytes(data[: len(data) // 2])
+    assert main([str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1
+    assert str((tmp_path / "tables" / "trials.parquet").absolute()) in captured.err
+    assert captured.out == ""
+
+
+def test_module_entry_point_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "results.show", str(tmp_path / "missing")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

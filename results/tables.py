@@ -171,6 +171,14 @@ class StudyTables:
     def epochs_path(self) -> Path:
         return self.tables_dir / EPOCHS_FILE
 
+    def last_epoch(self, trial_id: str) -> int:
+        """The highest epoch recorded for ``trial_id`` (0 if none): survives a driver restart."""
+        return max((epoch for tid, epoch in self._epochs if tid == trial_id), default=0)
+
+    def started_at(self, trial_id: str) -> datetime | None:
+        trial = self._trials.get(trial_id)
+        return trial["started_at"] if trial else None
+
     def _remove_temporaries(self) -> None:
         for entry in self.tables_dir.iterdir():
             if is_temporary(entry.name) and entry.is_file():

@@ -1,0 +1,136 @@
+"""Bad input: exit 2, one line, nothing written, no Ray process or token file, before Ray starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from study.run import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("HOME", str(h))
+    return h
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--task", "segmentation"], "--task"),
+        (["--num-samples", "0"], "--num-samples"),
+        (["--num-samples", "-3"], "--num-samples"),
+        (["--epochs", "0"], "--epochs"),
+        (["--epochs", "two"], "--epochs"),
+        (["--max-concurrent", "0"], "--max-concurrent"),
+        (["--cpus-per-trial", "-0.5"], "--cpus-per-trial"),
+        (["--cpus-per-trial", "0"], "--cpus-per-trial"),
+        (["--gpus-per-trial", "-1"], "--gpus-per-trial"),
+        (["--gpus-per-trial", "nan"], "--gpus-per-trial"),
+        (["--metric", "accuracy"], "--metric"),
+        (["--metric", "train_loss"], "--metric"),
+        (["--scale", "3"], "--scale"),
+        (["--instances", "1"], "--instances"),
+        (["--name", "../escape"], "--name"),
+        (["--storage", "s3://bucket/x"], "--storage"),
+        (["--resume"], "--resume"),
+        (["--preset", "huge"], "--preset"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, needle, tmp_path, home, capsys):
+    storage = tmp_path / "runs"
+    code, out, err = _run([*argv, "--storage", str(storage)] if "--storage" not in argv else argv, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert needle in lines[0]
+    assert "Traceback" not in err
+    assert not storage.exists()
+    assert not (home / ".ray").exists()  # no token file: Ray never started
+
+
+def test_existing_study_without_resume_is_refused_and_untouched(tmp_path, home, capsys):
+    study = tmp_path / "runs" / "s1"
+    study.mkdir(parents=True)
+    (study / "study.json").write_text("{}")
+    before = sorted(p.name for p in study.iterdir())
+    code, _, err = _run(["--storage", str(tmp_path / "runs"), "--name", "s1"], capsys)
+    assert code == 2
+    assert "already exists" in err
+    assert "--resume" in err
+    assert sorted(p.name for p in study.iterdir()) == before
+    assert (study / "study.json").read_text() == "{}"
+
+
+def test_resume_of_missing_or_foreign_directory(tmp_path, home, capsys):
+    runs = tmp_path / "runs"
+    code, _, err = _run(["--storage", str(runs), "--name", "nope", "--resume"], capsys)
+    assert code == 2
+    assert "no study" in err
+    (runs / "plain").mkdir(parents=True)
+    code, _, err = _run(["--storage", str(runs), "--name", "plain", "--resume"], capsys)
+    assert code == 2
+    assert "not a study directory" in err
+
+
+def test_resume_refuses_a_directory_others_can_write(tmp_path, home, capsys):
+    study = tmp_path / "runs" / "shared"
+    study.mkdir(parents=True)
+    (study / "study.json").write_text("{}")
+    study.chmod(0o777)
+    code, _, err = _run(["--storage", str(tmp_path / "runs"), "--name", "shared", "--resume"], capsys)
+    assert code == 2
+    assert "writable by other users" in err
+    assert "chmod" in err
+
+
+def test_resume_may_not_change_the_plan(tmp_path, home, capsys):
+    code, _, err = _run(["--storage", str(tmp_path), "--name", "x", "--resume", "--epochs", "3"], capsys)
+    assert code == 2
+    assert "--epochs" in err
+
+
+def test_bad_input_is_fast_and_starts_no_ray_as_a_command(tmp_path):
+    env = {**os.environ, "HOME": str(tmp_path)}
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "study.run", "--task", "nope", "--storage", str(tmp_path / "runs")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / ".ray").exists()
+    assert not (tmp_path / "runs").exists()
+    assert elapsed < 10  # generous on a loaded 2-core machine; the point is "before Ray starts"
+
+
+def test_help_documents_every_flag(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--task", "--preset", "--num-samples", "--epochs", "--max-concurrent", "--gpus-per-trial",
+                 "--cpus-per-trial", "--name", "--storage", "--address", "--seed", "--metric", "--resume",
+                 "--no-dashboard", "--dashboard-host"):  # fmt: skip
+        assert flag in out

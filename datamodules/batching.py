@@ -8,6 +8,7 @@ uninterrupted one, because no RNG state has to survive in a checkpoint.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import pairwise
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -63,7 +64,7 @@ class WidthBucketSampler(Sampler[list[int]]):
             group = order[self.heights[order] == h]
             start = int(rng.integers(self.batch_size)) if rng is not None and len(group) > self.batch_size else 0
             cuts = [0, *range(start or self.batch_size, len(group), self.batch_size), len(group)]
-            batches += [group[a:b].tolist() for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+            batches += [group[a:b].tolist() for a, b in pairwise(cuts) if b > a]
         if rng is not None:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches

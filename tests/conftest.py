@@ -7,11 +7,11 @@ import os
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU is the default device in tests
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pytest
+import torch
 
-from datamodules.synth import Sample  # noqa: E402
+from datamodules.synth import Sample
 
 torch.set_num_threads(1)
 

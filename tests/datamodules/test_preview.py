@@ -1,0 +1,68 @@
+"""The preview CLI writes a valid PNG of raster + coloured label; bad input exits 2."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from datamodules import preview
+from datamodules.synth import render
+
+
+def _decode(data: bytes) -> np.ndarray:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, size = 8, b"", None
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+        assert struct.unpack(">I", data[pos + 8 + n : pos + 12 + n])[0] == zlib.crc32(kind + body)
+        if kind == b"IHDR":
+            size = struct.unpack(">II", body[:8])
+            assert body[8:10] == bytes([8, 2])  # 8-bit RGB
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    w, h = size
+    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, 1 + 3 * w)
+    assert (raw[:, 0] == 0).all()
+    return raw[:, 1:].reshape(h, w, 3)
+
+
+def test_preview_writes_png_with_overlay(tmp_path):
+    out = tmp_path / "p.png"
+    assert preview.main(["--task", "multiclass", "--index", "2", "--out", str(out), "--scale", "0.0625"]) == 0
+    s = render(2, seed=0, task="multiclass", scale=0.0625)
+    rgb = _decode(out.read_bytes())
+    h, w = s.image.shape
+    assert rgb.shape == (2 * h, w, 3)
+    assert (rgb[:h, :, 0] == s.image).all()
+    lower = rgb[h:]
+    assert (lower[s.label == 1] == preview.COLOURS[1]).all()
+    assert (lower[s.label == 2] == preview.COLOURS[2]).all()
+
+
+def test_preview_crop_and_every(tmp_path):
+    out = tmp_path / "c.png"
+    args = ["--task", "binary", "--index", "0", "--out", str(out), "--scale", "0.125", "--crop", "10:60"]
+    assert preview.main([*args, "--every", "2"]) == 0
+    h = render(0, seed=0, task="binary", scale=0.125).image.shape[0]
+    assert _decode(out.read_bytes()).shape == (2 * len(range(0, h, 2)), 25, 3)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--task", "instance", "--index", "0"],
+        ["--task", "binary", "--index", "-1"],
+        ["--task", "binary", "--index", "0", "--scale", "0"],
+        ["--task", "binary", "--index", "0", "--crop", "5:2"],
+        ["--task", "binary", "--index", "0", "--every", "0"],
+    ],
+)
+def test_preview_bad_args_exit_2(tmp_path, bad):
+    with pytest.raises(SystemExit) as e:
+        preview.main([*bad, "--out", str(tmp_path / "x.png")])
+    assert e.value.code == 2

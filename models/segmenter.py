@@ -1,0 +1,127 @@
+"""The training system around the U-Net: loss from the task mode, validation metrics, AdamW + LR schedule.
+
+It never calls ``backward``, ``step`` or ``zero_grad``: that ordering belongs to Lightning (see
+``tests/models/test_step_parity.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
+
+from datamodules.collate import Batch
+from models.losses import DEFAULT_LOSS, LOSSES, build_loss
+from models.metrics import TRAIN_LOSS, VAL_LOSS, SegmentationMetrics
+from models.modes import mode_for
+from models.unet import UNet
+
+LR_SCHEDULES = ("constant", "cosine", "onecycle")
+
+
+class EpochSchedule:
+    """LR factor per epoch: linear warmup, then constant or cosine down to 0 at ``max_epochs``."""
+
+    def __init__(self, warmup_epochs: int, max_epochs: int, cosine: bool) -> None:
+        self.warmup_epochs, self.max_epochs, self.cosine = warmup_epochs, max_epochs, cosine
+
+    def __call__(self, epoch: int) -> float:
+        if epoch < self.warmup_epochs:
+            return (epoch + 1) / (self.warmup_epochs + 1)
+        if not self.cosine:
+            return 1.0
+        t = (epoch - self.warmup_epochs) / max(1, self.max_epochs - self.warmup_epochs)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+class Segmenter(L.LightningModule):
+    """U-Net segmenter for one task ("binary" or "multiclass").
+
+    ``forward(images (B, 1, H, W)) -> logits (B, C, H, W)``, C from the task mode.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        *,
+        base_channels: int = 16,
+        depth: int = 4,
+        loss: str | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        lr_schedule: str = "cosine",
+        warmup_epochs: int = 0,
+        max_epochs: int = 50,
+        pos_weight: float = 1.0,
+        class_weights: tuple[float, ...] | None = None,
+        dice_weight: float = 1.0,
+        focal_gamma: float = 2.0,
+        focal_alpha: float = 0.25,
+        tversky_alpha: float = 0.3,
+        tversky_beta: float = 0.7,
+    ) -> None:
+        super().__init__()
+        self.mode = mode_for(task)
+        loss = DEFAULT_LOSS[self.mode.name] if loss is None else loss
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {lr_schedule!r}; expected one of {', '.join(LR_SCHEDULES)}")
+        if loss not in LOSSES[self.mode.name]:
+            allowed = ", ".join(LOSSES[self.mode.name])
+            raise ValueError(f"unknown {self.mode.name} loss {loss!r}; expected one of {allowed}")
+        if lr <= 0 or weight_decay < 0 or warmup_epochs < 0 or max_epochs < 1:
+            raise ValueError("need lr > 0, weight_decay >= 0, warmup_epochs >= 0 and max_epochs >= 1")
+        self.save_hyperparameters()
+        self.hparams.loss = loss  # record the resolved default
+        self.net = UNet(1, self.mode.out_channels, base_channels, depth)
+        self.criterion = build_loss(
+            self.mode,
+            loss,
+            pos_weight=pos_weight,
+            class_weights=class_weights,
+            dice_weight=dice_weight,
+            focal_gamma=focal_gamma,
+            focal_alpha=focal_alpha,
+            tversky_alpha=tversky_alpha,
+            tversky_beta=tversky_beta,
+        )
+        self.val_metrics = SegmentationMetrics(self.mode)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)  # (B, 1, H, W) -> (B, C, H, W)
+
+    def _step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch.images)  # (B, C, H, W)
+        loss = self.criterion(logits, batch.labels)
+        name = TRAIN_LOSS if stage == "train" else VAL_LOSS
+        self.log(name, loss, on_step=False, on_epoch=True, batch_size=len(batch))
+        return loss, logits
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss, _ = self._step(batch, "train")
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        _, logits = self._step(batch, "val")
+        self.val_metrics.update(logits, batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute())
+        self.val_metrics.reset()
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.lr_schedule == "onecycle":
+            total = int(self.trainer.estimated_stepping_batches)
+            pct = hp.warmup_epochs / hp.max_epochs if hp.warmup_epochs else 0.3
+            scheduler = OneCycleLR(optimizer, max_lr=hp.lr, total_steps=total, pct_start=min(pct, 0.9))
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        if hp.lr_schedule == "constant" and hp.warmup_epochs == 0:
+            return optimizer
+        factor = EpochSchedule(hp.warmup_epochs, hp.max_epochs, cosine=hp.lr_schedule == "cosine")
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": LambdaLR(optimizer, factor), "interval": "epoch"},
+        }

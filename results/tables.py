@@ -179,6 +179,13 @@ class StudyTables:
         trial = self._trials.get(trial_id)
         return trial["started_at"] if trial else None
 
+    def set_checkpoint_path(self, trial_id: str, path: str | None) -> None:
+        """Point the trial's row at its best checkpoint (known once the trial has finished)."""
+        if trial_id not in self._trials:
+            raise KeyError(f"no trial {trial_id!r} in {self.trials_path}")
+        self._trials[trial_id]["checkpoint_path"] = path
+        self._write_trials()
+
     def _remove_temporaries(self) -> None:
         for entry in self.tables_dir.iterdir():
             if is_temporary(entry.name) and entry.is_file():

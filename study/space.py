@@ -6,7 +6,7 @@ for the loss that uses them (conditional space), so the tables hold nulls, not m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
 
 import optuna
 
@@ -36,10 +36,18 @@ PARAM_NAMES = (
 )
 
 
-def make_space(task: str, preset: TaskPreset) -> Callable[[optuna.Trial], dict[str, float] | None]:
-    """The define-by-run space of one task; `preset` bounds the network sizes."""
+class Space:
+    """The define-by-run space of one task; `preset` bounds the network sizes.
 
-    def space(trial: optuna.Trial) -> dict[str, float] | None:
+    A class, not a closure: Ray pickles the searcher (and this space) into the experiment state.
+    """
+
+    def __init__(self, task: str, preset: TaskPreset) -> None:
+        self.task = task
+        self.preset = preset
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, float] | None:
+        task, preset = self.task, self.preset
         trial.suggest_float("lr", 1e-4, 3e-2, log=True)
         trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)
         trial.suggest_categorical("base_channels", list(preset.base_channels))
@@ -61,9 +69,9 @@ def make_space(task: str, preset: TaskPreset) -> Callable[[optuna.Trial], dict[s
             return {"tversky_beta": round(1.0 - alpha, 6)}  # a constant that rides along in the config
         return None
 
-    return space
-
 
 def sampler(seed: int) -> optuna.samplers.TPESampler:
     """Seeded multivariate TPE; constant liar so parallel trials do not all sample the same region."""
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+    with warnings.catch_warnings():  # `group` is marked experimental; it is what conditional spaces need
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)

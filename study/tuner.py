@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from models.metric_names import mode_of
+from results.tables import StudyTables
 from study.callbacks import TablesCallback
 from study.config import StudyConfig
-from study.space import make_space, sampler
+from study.space import Space, sampler
 from study.trial import RunSettings, train_trial
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def max_concurrent(cfg: StudyConfig, cluster: dict[str, float]) -> int:
 def build_tuner(cfg: StudyConfig, task: str, concurrency: int) -> tune.Tuner:
     mode = mode_of(cfg.metric)
     search = StudySearch(
-        space=make_space(task, cfg.task_presets[task]),
+        space=Space(task, cfg.task_presets[task]),
         metric=cfg.metric,
         mode=mode,
         sampler=sampler(cfg.seed),
@@ -92,6 +92,7 @@ def build_tuner(cfg: StudyConfig, task: str, concurrency: int) -> tune.Tuner:
             scheduler=scheduler,
             num_samples=cfg.num_samples,
             max_concurrent_trials=concurrency,
+            trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=task,
@@ -106,13 +107,21 @@ def build_tuner(cfg: StudyConfig, task: str, concurrency: int) -> tune.Tuner:
     )
 
 
-@dataclass(frozen=True)
-class TaskOutcome:
-    task: str
-    results: tune.ResultGrid
+def trial_dirname(trial) -> str:
+    """Short trial directories (Ray's default name spells out every parameter)."""
+    return f"trial_{trial.trial_id}"
 
 
-def run_task(cfg: StudyConfig, task: str, concurrency: int) -> TaskOutcome:
+def record_best_checkpoints(cfg: StudyConfig, results: tune.ResultGrid) -> None:
+    tables = StudyTables(cfg.tables_dir, cfg.name, cfg.metric)
+    for result in results:
+        trial_id = (result.metrics or {}).get("trial_id")
+        best = result.get_best_checkpoint(cfg.metric, mode_of(cfg.metric)) if trial_id else None
+        if best is not None:
+            tables.set_checkpoint_path(trial_id, best.path)
+
+
+def run_task(cfg: StudyConfig, task: str, concurrency: int) -> tune.ResultGrid:
     """Runs (or, with --resume, restores and finishes) the task's Tuner."""
     exp_dir = (cfg.study_dir / task).resolve()
     if cfg.resume and tune.Tuner.can_restore(str(exp_dir)):
@@ -120,4 +129,6 @@ def run_task(cfg: StudyConfig, task: str, concurrency: int) -> TaskOutcome:
         tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable(cfg, task), resume_errored=True)
     else:
         tuner = build_tuner(cfg, task, concurrency)
-    return TaskOutcome(task, tuner.fit())
+    results = tuner.fit()
+    record_best_checkpoints(cfg, results)
+    return results

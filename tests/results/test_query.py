@@ -45,9 +45,7 @@ def _big_epochs(n: int = 20_000) -> pa.Table:
 
 
 def _expect_table_error(study_dir: Path, loader, match: str) -> TableError:
-    path = (
-        study_dir / "tables" / ("epochs.parquet" if loader is query.load_epochs else "trials.parquet")
-    ).absolute()
+    path = (study_dir / "tables" / ("epochs.parquet" if loader is query.load_epochs else "trials.parquet")).absolute()
     start = time.perf_counter()
     with pytest.raises(TableError) as info:
         loader(study_dir)

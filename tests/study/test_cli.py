@@ -54,7 +54,7 @@ def _run(argv, capsys):
 )
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, needle, tmp_path, home, capsys):
     storage = tmp_path / "runs"
-    code, out, err = _run([*argv, "--storage", str(storage)] if "--storage" not in argv else argv, capsys)
+    code, _out, err = _run([*argv, "--storage", str(storage)] if "--storage" not in argv else argv, capsys)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err

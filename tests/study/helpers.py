@@ -1,0 +1,60 @@
+"""Run the real CLI in a subprocess with its own HOME (no real Ray token is touched) and check tables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from results.query import load_epochs, load_trials
+from results.schema import STATUSES
+
+REPO = Path(__file__).resolve().parents[2]
+# Tiny rasters: 6 instances of about 160-640 x 24-32 px; 2 epochs. Each trial takes seconds on one core.
+TINY = ["--instances", "6", "--scale", "0.05", "--no-dashboard", "--cpus-per-trial", "1"]
+
+
+def env_for(home: Path) -> dict[str, str]:
+    home.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def study(args: list[str], home: Path, timeout: float = 400) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "study.run", *args],
+        cwd=REPO,
+        env=env_for(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def check_tables(study_dir: Path, tasks: tuple[str, ...], n_trials: int, epochs: int) -> tuple[pd.DataFrame, ...]:
+    """The contract every finished study's tables keep."""
+    trials, rows = load_trials(study_dir), load_epochs(study_dir)
+    assert sorted(trials["task"].unique()) == sorted(tasks)
+    for task in tasks:
+        assert (trials["task"] == task).sum() == n_trials, trials[["task", "trial_id", "status"]]
+    assert trials["trial_id"].is_unique
+    assert set(trials["status"]) <= set(STATUSES) - {"running"}
+    assert not rows.duplicated(["trial_id", "epoch"]).any()
+    for frame in (trials, rows):
+        objects = [name for name, dtype in frame.dtypes.items() if dtype is pd.api.types.pandas_dtype(object)]
+        assert not objects, objects
+    # Every trial's epochs are exactly 1..epochs_completed, once each.
+    for _, t in trials.iterrows():
+        got = sorted(rows.loc[rows["trial_id"] == t["trial_id"], "epoch"])
+        assert got == list(range(1, t["epochs_completed"] + 1)), (t["trial_id"], got)
+        assert 1 <= t["epochs_completed"] <= epochs
+        if t["status"] == "completed":
+            assert t["epochs_completed"] == epochs
+        if t["status"] == "stopped_early":
+            assert t["epochs_completed"] < epochs
+            assert t["seconds_saved"] > 0
+    objective = trials["objective"].iloc[0]
+    assert rows[objective].notna().all()
+    return trials, rows

@@ -1,0 +1,66 @@
+"""End to end through the real CLI: Ray Tune + Optuna + ASHA over Lightning trials, Parquet tables."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from results.query import best_trials, load_epochs, load_trials
+from tests.study.helpers import REPO, TINY, check_tables, env_for, study
+
+pytestmark = pytest.mark.slow
+
+
+def test_both_tasks_end_to_end(tmp_path):
+    storage = tmp_path / "runs"
+    proc = study(["--storage", str(storage), "--name", "e2e", "--num-samples", "2", "--epochs", "2", *TINY], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    study_dir = storage / "e2e"
+    trials, rows = check_tables(study_dir, ("binary", "multiclass"), n_trials=2, epochs=2)
+    assert len(rows) == trials["epochs_completed"].sum()
+    best = best_trials(study_dir)
+    assert sorted(best["task"]) == ["binary", "multiclass"]
+    for _, row in best.iterrows():
+        assert row["checkpoint_path"]
+        assert (study_dir / row["task"]).is_dir()
+    assert f"tables in {study_dir / 'tables'}" in proc.stdout
+    assert "best binary" in proc.stdout and "best multiclass" in proc.stdout
+    # Every numeric param column typed; the searched ones filled for every trial.
+    for name in ("param_lr", "param_weight_decay", "param_base_channels", "param_depth"):
+        assert trials[name].notna().all()
+    assert str(trials["param_depth"].dtype) == "Int64"
+
+
+def test_sigint_exits_130_and_resume_finishes_exactly_the_planned_trials(tmp_path):
+    storage = tmp_path / "runs"
+    args = ["--storage", str(storage), "--name", "r", "--task", "binary", "--num-samples", "3", "--epochs", "3"]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "study.run", *args, *TINY, "--max-concurrent", "1"],
+        cwd=REPO,
+        env=env_for(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    epochs_file = storage / "r" / "tables" / "epochs.parquet"
+    deadline = time.monotonic() + 240
+    while not epochs_file.exists() and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert epochs_file.exists(), "no epoch was reported"
+    driver.send_signal(signal.SIGINT)
+    out, _ = driver.communicate(timeout=180)
+    assert driver.returncode == 130, out[-3000:]
+    assert "--resume --name r" in out
+    before = load_epochs(storage / "r")
+    assert len(load_trials(storage / "r")) < 3 or (load_trials(storage / "r")["status"] == "running").any()
+
+    proc = study([*args[:4], "--resume"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _trials, rows = check_tables(storage / "r", ("binary",), n_trials=3, epochs=3)
+    # Progress never went backwards: every epoch row from before the interrupt is still there.
+    merged = before.merge(rows, on=["trial_id", "epoch"], how="left", indicator=True)
+    assert (merged["_merge"] == "both").all()

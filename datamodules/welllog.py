@@ -36,7 +36,15 @@ def _worker_init(_: int) -> None:
 
 
 class WellLogDataModule(L.LightningDataModule):
-    """Train and validation are disjoint index ranges: [0, n_train) and [n_train, n_instances)."""
+    """Train and validation are disjoint index ranges: [0, n_train) and [n_train, n_instances).
+
+    The training order is a function of (seed, epoch) only. On resume Lightning builds the train iterator
+    before it restores the loop counters and calls ``set_epoch``, so the first resumed epoch would replay
+    epoch 0's order; the checkpointed ``next_epoch`` (``state_dict``, restored first) starts the sampler at
+    the right epoch (tests/reliability/test_resume_parity.py).
+    """
+
+    _next_epoch = 0
 
     def __init__(
         self,
@@ -71,6 +79,7 @@ class WellLogDataModule(L.LightningDataModule):
             num_replicas=trainer.world_size if trainer is not None else 1,
             rank=trainer.global_rank if trainer is not None else 0,
         )
+        sampler.set_epoch(self._next_epoch)
         workers = self.hparams.num_workers
         return DataLoader(
             dataset,
@@ -87,6 +96,13 @@ class WellLogDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)
+
+    def state_dict(self) -> dict[str, int]:
+        trainer = self.trainer
+        return {"next_epoch": trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._next_epoch = int(state_dict["next_epoch"])
 
     def class_frequencies(self, n_samples: int = 8) -> tuple[float, ...]:
         """Measured label frequencies over the first ``n_samples`` training rasters (255 excluded)."""

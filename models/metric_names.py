@@ -21,9 +21,7 @@ VAL_METRICS: dict[str, Mode] = {
 }
 # Per-class IoU and Dice: class 0 is background; binary has class 1, multiclass classes 1 and 2.
 MAX_CLASSES = 3
-PER_CLASS_METRICS: dict[str, Mode] = {
-    f"val_{kind}_c{c}": "max" for kind in ("iou", "dice") for c in range(MAX_CLASSES)
-}
+PER_CLASS_METRICS: dict[str, Mode] = {f"val_{kind}_c{c}": "max" for kind in ("iou", "dice") for c in range(MAX_CLASSES)}
 TRAIN_METRICS: dict[str, Mode] = {"train_loss": "min"}
 
 METRICS: dict[str, Mode] = {**TRAIN_METRICS, **VAL_METRICS, **PER_CLASS_METRICS}

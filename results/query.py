@@ -61,9 +61,7 @@ def check_schema(path: Path, actual: pa.Schema, expected: pa.Schema) -> None:
         if index < 0:
             raise TableError(path, f"missing column {field.name!r}")
         if not actual.field(index).type.equals(field.type):
-            raise TableError(
-                path, f"column {field.name!r} has type {actual.field(index).type}, expected {field.type}"
-            )
+            raise TableError(path, f"column {field.name!r} has type {actual.field(index).type}, expected {field.type}")
 
 
 def read_table(path: Path, expected: pa.Schema) -> pa.Table:
@@ -150,9 +148,7 @@ def best_trials(study_dir: Path | str, metric: str | None = None, n: int = 1) ->
     trials["metric"] = pd.Series(metric, index=trials.index, dtype=pd.StringDtype())
     trials["score"] = score.astype(float)
     trials = trials[trials["score"].notna()]
-    trials = trials.sort_values(
-        ["task", "score", "trial_id"], ascending=[True, ascending, True], kind="stable"
-    )
+    trials = trials.sort_values(["task", "score", "trial_id"], ascending=[True, ascending, True], kind="stable")
     trials["rank"] = trials.groupby("task", observed=True).cumcount().add(1).astype("Int64")
     return trials[trials["rank"] <= n].reset_index(drop=True)
 

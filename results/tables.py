@@ -179,6 +179,15 @@ class StudyTables:
         trial = self._trials.get(trial_id)
         return trial["started_at"] if trial else None
 
+    def errored(self, task: str) -> list[str]:
+        return sorted(t for t, row in self._trials.items() if row["task"] == task and row["status"] == "error")
+
+    def drop_trial(self, trial_id: str) -> None:
+        """Remove a trial and its epochs: for an errored trial that is restarted from scratch under a new id."""
+        self._trials.pop(trial_id, None)
+        self._epochs = {key: row for key, row in self._epochs.items() if key[0] != trial_id}
+        self.flush()
+
     def set_checkpoint_path(self, trial_id: str, path: str | None) -> None:
         """Point the trial's row at its best checkpoint (known once the trial has finished)."""
         if trial_id not in self._trials:
@@ -256,11 +265,7 @@ class StudyTables:
         unknown = sorted(set(params) - set(PARAM_COLUMNS))
         if unknown:
             raise ValueError(f"unknown params {unknown}; expected names from {', '.join(PARAM_COLUMNS)}")
-        if (
-            isinstance(epoch_budget, bool)
-            or not isinstance(epoch_budget, numbers.Integral)
-            or epoch_budget < 0
-        ):
+        if isinstance(epoch_budget, bool) or not isinstance(epoch_budget, numbers.Integral) or epoch_budget < 0:
             raise ValueError(f"epoch_budget must be an integer >= 0, got {epoch_budget!r}")
         row: dict[str, Any] = {
             "study": self.study,

@@ -85,6 +85,7 @@ class StudyConfig:
     dashboard: bool = True
     dashboard_host: str = "127.0.0.1"
     resume: bool = field(default=False, compare=False)
+    restart_errored: bool = field(default=False, compare=False)
 
     @property
     def study_dir(self) -> Path:
@@ -101,6 +102,7 @@ class StudyConfig:
     def to_json(self) -> str:
         data = asdict(self)
         data.pop("resume")
+        data.pop("restart_errored")
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod

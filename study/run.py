@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where studies live: a path, or a file:// URI; shared by all nodes (default: ./runs)",
     )
     s.add_argument("--resume", action="store_true", help="continue the interrupted study --name, with its saved plan")
+    s.add_argument(
+        "--restart-errored",
+        action="store_true",
+        help="with --resume: restart errored trials from scratch instead of resuming them from their checkpoints",
+    )
     c = p.add_argument_group("cluster and dashboard")
     c.add_argument(
         "--address", help="join an existing Ray cluster (e.g. ray://head:10001 or auto) instead of starting one"
@@ -164,6 +169,8 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
     if args.name is not None and not NAME_RE.match(args.name):
         raise UsageError(f"--name {args.name!r} must be letters, digits, '.', '_' or '-' (max 128)")
     args.storage_path = _storage_path(args.storage)
+    if args.restart_errored and not args.resume:
+        raise UsageError("--restart-errored only applies with --resume")
     if args.resume:
         if args.name is None:
             raise UsageError("--resume needs --name of the study to continue")
@@ -270,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = resolve(args, cluster.sees_gpus())
             _create_study(cfg)
         else:
-            cfg = replace(cfg, address=address)
+            cfg = replace(cfg, address=address, restart_errored=args.restart_errored)
         if cfg.address and not args.resume:
             print(f"cluster {cfg.address}: every node must reach --storage {cfg.storage}")
         concurrency = max_concurrent(cfg, cluster.cluster_resources())

@@ -18,6 +18,7 @@ from datamodules.welllog import WellLogDataModule
 from models.losses import class_weights_from_frequencies
 from models.metric_names import METRICS
 from models.segmenter import Segmenter
+from study.faults import FaultInjector
 from study.trainer import EpochStats, build_trainer
 
 CHECKPOINT_FILE = "checkpoint.ckpt"
@@ -130,7 +131,12 @@ def train_trial(config: dict, run: RunSettings) -> None:
     )
     model = build_segmenter(params, run, datamodule)
     stats = EpochStats()
-    trainer = build_trainer(epochs=run.epochs, root_dir=Path.cwd(), callbacks=[stats, TuneReport(stats, run.objective)])
+    callbacks: list[Callback] = [stats, TuneReport(stats, run.objective)]
+    injector = FaultInjector.from_env(tune.get_context().get_trial_id())  # None unless a fault test set it
+    if injector is not None:
+        callbacks.append(injector)  # after TuneReport: a kill lands after the epoch's checkpoint is reported
+    trial_dir = Path(tune.get_context().get_trial_dir())  # Lightning's CSV log sits beside Ray's result.json
+    trainer = build_trainer(epochs=run.epochs, root_dir=trial_dir, callbacks=callbacks)
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         trainer.fit(model, datamodule=datamodule)

@@ -27,7 +27,26 @@ class StudySearch(OptunaSearch):
     value makes Optuna refuse the tell, leaving the trial RUNNING in the Optuna study forever.
     """
 
+    def _adopt(self, trial_id: str, result: dict) -> None:
+        """A trial Ray restarted under a new id (``--restart-errored``) was never suggested by Optuna: ask
+        Optuna for a trial with the same parameters (enqueued, then replayed through the space)."""
+        params = {k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("config/")}
+        self._ot_study.enqueue_trial({k: v for k, v in params.items() if k != "tversky_beta"})
+        ot_trial = self._ot_study.ask()
+        self._space(ot_trial)
+        self._ot_trials[trial_id] = ot_trial
+        log.info("Optuna trial %d stands for restarted trial %s", ot_trial.number, trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self._ot_trials:
+            self._adopt(trial_id, result)
+        super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id not in self._ot_trials:
+            if not result:
+                return  # restarted, then failed before its first result: nothing to tell Optuna
+            self._adopt(trial_id, result)
         value = (result or {}).get(self.metric)
         if error or value is None or not math.isfinite(value):
             result, error = None, True
@@ -116,8 +135,8 @@ def record_best_checkpoints(cfg: StudyConfig, results: tune.ResultGrid) -> None:
     tables = StudyTables(cfg.tables_dir, cfg.name, cfg.metric)
     for result in results:
         trial_id = (result.metrics or {}).get("trial_id")
-        best = result.get_best_checkpoint(cfg.metric, mode_of(cfg.metric)) if trial_id else None
-        if best is not None:
+        if trial_id and result.best_checkpoints:  # a trial that failed before its first epoch has none
+            best = result.get_best_checkpoint(cfg.metric, mode_of(cfg.metric))
             tables.set_checkpoint_path(trial_id, best.path)
 
 
@@ -126,7 +145,14 @@ def run_task(cfg: StudyConfig, task: str, concurrency: int) -> tune.ResultGrid:
     exp_dir = (cfg.study_dir / task).resolve()
     if cfg.resume and tune.Tuner.can_restore(str(exp_dir)):
         log.info("restoring %s", exp_dir)
-        tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable(cfg, task), resume_errored=True)
+        if cfg.restart_errored:
+            # Ray gives a restarted trial a new id; its failed attempt leaves the tables (error.txt stays).
+            tables = StudyTables(cfg.tables_dir, cfg.name, cfg.metric)
+            for trial_id in tables.errored(task):
+                print(f"restarting errored {task} trial {trial_id} from scratch (it gets a new trial id)")
+                tables.drop_trial(trial_id)
+        errored = {"restart_errored": True} if cfg.restart_errored else {"resume_errored": True}
+        tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable(cfg, task), **errored)
     else:
         tuner = build_tuner(cfg, task, concurrency)
     results = tuner.fit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,22 +12,40 @@ import pandas as pd
 
 from results.query import load_epochs, load_trials
 from results.schema import STATUSES
+from study.faults import ENV as FAULTS_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 # Tiny rasters: 6 instances of about 160-640 x 24-32 px; 2 epochs. Each trial takes seconds on one core.
 TINY = ["--instances", "6", "--scale", "0.05", "--no-dashboard", "--cpus-per-trial", "1"]
 
 
-def env_for(home: Path) -> dict[str, str]:
+def env_for(home: Path, faults: list[dict] | None = None) -> dict[str, str]:
+    """A private HOME (Ray's token lives there) and, optionally, faults for the trials to inject."""
     home.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+    if faults is not None:
+        spec = home / "faults.json"
+        spec.write_text(json.dumps({"markers": str(home / "fault-markers"), "faults": faults}))
+        env[FAULTS_ENV] = str(spec)
+    return env
 
 
-def study(args: list[str], home: Path, timeout: float = 400) -> subprocess.CompletedProcess:
+def fired(home: Path, fault: int = 0) -> list[str]:
+    """Marker files of the times fault number `fault` fired (one per firing)."""
+    return sorted(p.name for p in (home / "fault-markers").glob(f"{fault}-*-*"))
+
+
+def reported_epochs(study_dir: Path, task: str, trial_id: str) -> list[int]:
+    """Every epoch the trial reported to Tune, in order, repeats included (Ray's own result log)."""
+    lines = (study_dir / task / f"trial_{trial_id}" / "result.json").read_text().splitlines()
+    return [json.loads(line)["epoch"] for line in lines if line.strip()]
+
+
+def study(args: list[str], home: Path, timeout: float = 400, faults: list[dict] | None = None):
     return subprocess.run(
         [sys.executable, "-m", "study.run", *args],
         cwd=REPO,
-        env=env_for(home),
+        env=env_for(home, faults),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -49,7 +68,7 @@ def check_tables(study_dir: Path, tasks: tuple[str, ...], n_trials: int, epochs:
     for _, t in trials.iterrows():
         got = sorted(rows.loc[rows["trial_id"] == t["trial_id"], "epoch"])
         assert got == list(range(1, t["epochs_completed"] + 1)), (t["trial_id"], got)
-        assert 1 <= t["epochs_completed"] <= epochs
+        assert (0 if t["status"] == "error" else 1) <= t["epochs_completed"] <= epochs
         if t["status"] == "completed":
             assert t["epochs_completed"] == epochs
         if t["status"] == "stopped_early":

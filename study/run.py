@@ -151,9 +151,19 @@ def _load_study(study_dir: Path) -> StudyConfig:
         raise UsageError(f"{study_dir} is not a study directory (no {STUDY_FILE}); check --name and --storage")
     _check_not_writable_by_others(study_dir)
     try:
-        return StudyConfig.from_json(marker.read_text()).with_resume()
+        cfg = StudyConfig.from_json(marker.read_text()).with_resume()
     except (ValueError, TypeError, KeyError) as exc:
         raise UsageError(f"{marker} is damaged or from another version ({exc}); start a new study") from None
+    from results.query import TableError, load_epochs, load_trials
+
+    try:  # a damaged table must stop the resume before Ray starts, not inside Tune's callback
+        if (cfg.tables_dir / "trials.parquet").exists():
+            load_trials(study_dir)
+        if (cfg.tables_dir / "epochs.parquet").exists():
+            load_epochs(study_dir)
+    except TableError as exc:
+        raise UsageError(f"{exc}; move the damaged file aside to resume without its rows") from None
+    return cfg
 
 
 def validate(args: argparse.Namespace) -> argparse.Namespace:
@@ -179,6 +189,9 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
             raise UsageError(f"{', '.join(given)} cannot change a study being resumed; drop them (its plan is saved)")
         args.loaded = _load_study(args.storage_path / args.name)
     else:
+        parent = next(p for p in [args.storage_path, *args.storage_path.parents] if p.exists())
+        if not os.access(parent, os.W_OK):
+            raise UsageError(f"--storage {args.storage_path} is not writable by you; choose another directory")
         args.name = args.name or datetime.now(timezone.utc).strftime("study-%Y%m%d-%H%M%S")
         if (args.storage_path / args.name).exists():
             raise UsageError(

@@ -134,3 +134,34 @@ def test_help_documents_every_flag(capsys):
                  "--cpus-per-trial", "--name", "--storage", "--address", "--seed", "--metric", "--resume",
                  "--no-dashboard", "--dashboard-host"):  # fmt: skip
         assert flag in out
+
+
+def test_resume_with_a_damaged_table_is_refused_before_ray(tmp_path, home, capsys):
+    from study.config import SMOKE, StudyConfig
+
+    cfg = StudyConfig(
+        name="d", storage=str(tmp_path / "runs"), preset="smoke", tasks=("binary",), task_presets=dict(SMOKE.tasks),
+        epochs=2, num_samples=1, max_concurrent=None, gpus_per_trial=0, cpus_per_trial=1, grace_period=1,
+        reduction_factor=2, seed=0, metric="val_dice_fg",
+    )  # fmt: skip
+    cfg.tables_dir.mkdir(parents=True)
+    (cfg.study_dir / "study.json").write_text(cfg.to_json())
+    damaged = cfg.tables_dir / "epochs.parquet"
+    damaged.write_bytes(b"PAR1")
+    code, _, err = _run(["--storage", str(tmp_path / "runs"), "--name", "d", "--resume"], capsys)
+    assert code == 2
+    assert str(damaged.resolve()) in err
+    assert len(err.strip().splitlines()) == 1
+    assert damaged.read_bytes() == b"PAR1"  # left as it was
+    assert not (home / ".ray").exists()
+
+
+def test_unwritable_storage_is_a_usage_error(tmp_path, home, capsys, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    real_access = os.access  # root may write anywhere: ask as an ordinary user would be answered
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(locked) else real_access(p, mode))
+    code, _, err = _run(["--storage", str(locked / "runs")], capsys)
+    assert code == 2
+    assert "not writable" in err
+    assert not (locked / "runs").exists()

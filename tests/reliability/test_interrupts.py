@@ -1,0 +1,146 @@
+"""Interrupted drivers: repeated Ctrl-C at random moments, and a SIGKILLed driver, then --resume."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from results.query import load_epochs
+from tests.study.helpers import REPO, check_tables, env_for, study
+
+pytestmark = pytest.mark.slow
+
+TASK = ["--task", "binary", "--num-samples", "2", "--epochs", "4", "--instances", "24", "--scale", "0.08"]
+TINY_CPU = ["--no-dashboard", "--cpus-per-trial", "1", "--max-concurrent", "2"]
+
+
+class Driver:
+    """`python -m study.run` in the background, its output watched line by line."""
+
+    def __init__(self, args: list[str], home) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "study.run", *args],
+            cwd=REPO,
+            env=env_for(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.started = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if "started with configuration" in line:
+                self.started.set()
+
+    def wait_for_training(self, timeout: float = 120) -> bool:
+        return self.started.wait(timeout)
+
+    def finish(self, timeout: float = 300) -> int:
+        return self.proc.wait(timeout)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def kill_orphans(home) -> int:
+    """Ray's agents of a SIGKILLed driver outlive it; end every process that runs with this HOME."""
+    killed = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if f"HOME={home}".encode() in env and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    return killed
+
+
+def _progress(study_dir) -> dict[str, int]:
+    path = study_dir / "tables" / "epochs.parquet"
+    if not path.exists():
+        return {}
+    rows = load_epochs(study_dir)
+    return rows.groupby("trial_id")["epoch"].max().astype(int).to_dict()
+
+
+def test_repeated_random_interrupts_lose_nothing_and_cost_bounded_time(tmp_path):
+    rng = random.Random(20261128)
+    storage = tmp_path / "runs"
+
+    start = time.monotonic()
+    proc = study(["--storage", str(storage), "--name", "calm", *TASK, *TINY_CPU], tmp_path / "h1")
+    calm = time.monotonic() - start
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    study_dir = storage / "rough"
+    first = ["--storage", str(storage), "--name", "rough", *TASK, *TINY_CPU]
+    again = ["--storage", str(storage), "--name", "rough", "--resume", "--no-dashboard"]
+    start = time.monotonic()
+    progress: dict[str, int] = {}
+    interrupts = 0
+    code = None
+    for attempt in range(4):
+        driver = Driver(first if attempt == 0 else again, tmp_path / "h2")
+        if not driver.wait_for_training():
+            code = driver.finish()
+            break
+        time.sleep(rng.uniform(2.0, 4.0))
+        if driver.proc.poll() is None:
+            driver.proc.send_signal(signal.SIGINT)
+            interrupts += 1
+        code = driver.finish()
+        assert code in (0, 130), driver.output[-3000:]
+        now = _progress(study_dir)
+        for trial, epoch in progress.items():  # progress never goes backwards
+            assert now.get(trial, 0) >= epoch, (trial, epoch, now)
+        progress = now
+        if code == 0:
+            break
+    if code != 0:
+        final = study(again, tmp_path / "h2")
+        assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+    rough = time.monotonic() - start
+
+    assert interrupts >= 2
+    check_tables(study_dir, ("binary",), n_trials=2, epochs=4)
+    factor = rough / calm
+    print(f"\ninterrupts={interrupts} calm={calm:.1f}s interrupted={rough:.1f}s factor={factor:.2f}")
+    assert factor <= 2.5
+
+
+def test_sigkilled_driver_then_resume_completes_every_trial_once(tmp_path):
+    storage = tmp_path / "runs"
+    study_dir = storage / "k"
+    driver = Driver(["--storage", str(storage), "--name", "k", *TASK, *TINY_CPU], tmp_path)
+    deadline = time.monotonic() + 180
+    while not _progress(study_dir) and time.monotonic() < deadline and driver.proc.poll() is None:
+        time.sleep(0.2)
+    assert _progress(study_dir), "no epoch was reported before the kill"
+    before = _progress(study_dir)
+    os.kill(driver.proc.pid, signal.SIGKILL)  # no graceful save
+    assert driver.finish() == -signal.SIGKILL
+    time.sleep(2)
+    kill_orphans(tmp_path)
+
+    proc = study(["--storage", str(storage), "--name", "k", "--resume", "--no-dashboard"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    check_tables(study_dir, ("binary",), n_trials=2, epochs=4)
+    after = _progress(study_dir)
+    assert all(after[t] >= e for t, e in before.items())

@@ -149,7 +149,7 @@ def run_task(cfg: StudyConfig, task: str, concurrency: int) -> tune.ResultGrid:
             # Ray gives a restarted trial a new id; its failed attempt leaves the tables (error.txt stays).
             tables = StudyTables(cfg.tables_dir, cfg.name, cfg.metric)
             for trial_id in tables.errored(task):
-                print(f"restarting errored {task} trial {trial_id} from scratch (it gets a new trial id)")
+                log.warning("restarting errored %s trial %s from scratch (it gets a new trial id)", task, trial_id)
                 tables.drop_trial(trial_id)
         errored = {"restart_errored": True} if cfg.restart_errored else {"resume_errored": True}
         tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable(cfg, task), **errored)

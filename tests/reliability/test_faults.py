@@ -61,7 +61,7 @@ def test_errored_trial_then_resume(tmp_path, restart):
         (new_id,) = trials["trial_id"]
         assert new_id != trial_id
         assert reported_epochs(study_dir, "binary", new_id) == [1, 2, 3]
-        assert f"restarting errored binary trial {trial_id}" in again.stdout
+        assert f"restarting errored binary trial {trial_id}" in again.stderr
     else:  # from the epoch-1 checkpoint: nothing redone
         assert trials["trial_id"].iloc[0] == trial_id
         assert reported_epochs(study_dir, "binary", trial_id) == [1, 2, 3]

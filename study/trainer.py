@@ -33,6 +33,7 @@ class EpochStats(Callback):
     """Per-epoch cost figures for the tables: seconds, images per second, padded share, learning rate."""
 
     def __init__(self) -> None:
+        self.first_step_at: float | None = None  # wall clock of this process's first training step
         self.reset()
 
     def reset(self) -> None:
@@ -40,7 +41,6 @@ class EpochStats(Callback):
         self.images = 0
         self.useful_px = 0
         self.padded_px = 0
-        self.first_step_at: float | None = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.reset()

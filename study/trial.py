@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import socket
 import tempfile
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import lightning as L
+import psutil
 import ray
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -77,6 +79,8 @@ class TuneReport(Callback):
     def __init__(self, stats: EpochStats, objective: str) -> None:
         self.stats = stats
         self.objective = objective
+        self.entered = time.time()  # the trial function started (the worker process may be older)
+        self.process_started = psutil.Process().create_time()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logged = trainer.callback_metrics
@@ -87,6 +91,8 @@ class TuneReport(Callback):
             if not math.isfinite(metrics.get(name, 0.0)):
                 raise FloatingPointError(f"non-finite {name} at epoch {trainer.current_epoch + 1}")
         metrics.update(self.stats.summary(trainer), epoch=trainer.current_epoch + 1, node=_node())
+        metrics["setup_seconds"] = self.stats.first_step_at - self.entered  # data, model, Trainer, resume
+        metrics["process_to_first_step_seconds"] = self.stats.first_step_at - self.process_started
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save_checkpoint(Path(tmp) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))

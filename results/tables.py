@@ -71,15 +71,17 @@ def write_atomic(path: Path, table: pa.Table, compression: str = COMPRESSION) ->
     """Write ``table`` to ``path`` so that ``path`` always holds a whole old or a whole new file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    replaced = False
     try:
         with open(tmp, "wb") as f:
             pq.write_table(table, f, compression=compression, write_page_checksum=True)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        replaced = True
+    finally:
+        if not replaced:  # a failed write leaves no temporary behind (a killed one is cleaned on next open)
+            tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from datamodules._raster import add_bank_noise, smooth_profile
+from datamodules.collate import IGNORE_INDEX
 
-IGNORE = 255  # same sentinel as datamodules.collate.IGNORE_INDEX (collate imports this package)
 EPS_CONTRAST = 0.05
 
 
@@ -27,7 +27,7 @@ def draw_photo(rng: np.random.Generator) -> Photo:
 
 
 def finish(rng: np.random.Generator, t: np.ndarray, label: np.ndarray, ph: Photo, scale: float) -> np.ndarray:
-    """Turn the transmittance buffer t (consumed) into the uint8 image; set invisible labels to IGNORE."""
+    """Turn the transmittance buffer t (consumed) into the uint8 image; set invisible labels to IGNORE_INDEX."""
     h, w = t.shape
     fx = smooth_profile(rng, w, max(2, w // max(8, round(800 * scale))), rng.uniform(0.5, 1.0), 1.0)
     fy = smooth_profile(rng, h, 4, 0.85, 1.0)
@@ -54,7 +54,7 @@ def finish(rng: np.random.Generator, t: np.ndarray, label: np.ndarray, ph: Photo
     else:  # visible only if paper stays white and ink stays black with a noise margin
         margin = max(EPS_CONTRAST, 2.0 * ph.noise)
         contrast = ((pg >= ph.binarise + margin) & (vg < ph.binarise - margin)).astype(np.float32)
-    label.ravel()[idx[contrast < EPS_CONTRAST]] = IGNORE
+    label.ravel()[idx[contrast < EPS_CONTRAST]] = IGNORE_INDEX
 
     if ph.noise > 0:
         add_bank_noise(img, 255.0 * ph.noise, rng)
@@ -70,7 +70,7 @@ def finish(rng: np.random.Generator, t: np.ndarray, label: np.ndarray, ph: Photo
         a = int(rng.integers(0, w))
         b = a + max(1, round(rng.uniform(20, 200) * scale))
         out[:, a:b] = np.uint8(min(255, round(255 * ph.paper**ph.gamma)))
-        label[:, a:b] = IGNORE
+        label[:, a:b] = IGNORE_INDEX
     return out
 
 

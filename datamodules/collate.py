@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from datamodules.synth import Sample
+if TYPE_CHECKING:  # the generator labels with IGNORE_INDEX from here, so no runtime import back
+    from datamodules.synth import Sample
 
 IGNORE_INDEX = 255  # the one "does not count" label: padding and invisible ink
 PAPER = 1.0  # image value of blank paper after scaling uint8 to [0, 1]

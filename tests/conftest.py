@@ -8,7 +8,6 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU is the default device i
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
-import pytest
 import torch
 
 from datamodules.synth import Sample
@@ -34,8 +33,3 @@ def make_sample(h: int, w: int, *, seed: int = 0, n_curves: int = 2, task: str =
     classes = np.array([1 if task == "binary" else k + 1 for k in range(n_curves)], dtype=np.int64)
     tracks = np.tile(np.array([0.0, h - 1.0], dtype=np.float32), (n_curves, 1))
     return Sample(image=image, label=label, curve_rows=rows, curve_classes=classes, curve_tracks=tracks)
-
-
-@pytest.fixture
-def sample_factory():
-    return make_sample

@@ -105,6 +105,10 @@ def measure(task: str, indices: list[int], args: argparse.Namespace) -> dict[str
     batch = collate([by_index[i] for i in indices])
     b, _, h, w = batch.images.shape
     model = Segmenter(task, base_channels=args.base_channels, depth=args.depth, max_epochs=50)
+    if args.channels_last:  # experiment: NHWC convolutions (not the trial's setting)
+        model = model.to(memory_format=torch.channels_last)
+    if args.compile:  # experiment: torch.compile of the network with dynamic shapes (not the trial's setting)
+        model.net = torch.compile(model.net, dynamic=True)
     timer = StepTimer()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -153,10 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depth", type=int, default=5, help="U-Net depth")
     p.add_argument("--seed", type=int, default=0, help="data seed")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--channels-last", action="store_true", help="experiment: channels_last memory format")
+    p.add_argument("--compile", action="store_true", help="experiment: torch.compile(dynamic=True) on the U-Net")
     args = p.parse_args(argv)
 
     device = torch.cuda.get_device_name() if gpu else "cpu"
-    print(f"{args.task}: scale {args.scale}, base {args.base_channels}, depth {args.depth}, device {device}")
+    extras = "".join(f", {flag}" for flag in ("channels_last", "compile") if getattr(args, flag))
+    print(f"{args.task}: scale {args.scale}, base {args.base_channels}, depth {args.depth}, device {device}{extras}")
     rows = {}
     for shape, indices in pick_batches(args.task, args.scale, args.seed).items():
         rows[shape] = row = measure(args.task, indices, args)

@@ -232,6 +232,17 @@ def resolve(args: argparse.Namespace, gpus_seen: bool) -> StudyConfig:
     )
 
 
+def _check_fits(cfg: StudyConfig, resources: dict[str, float]) -> None:
+    for kind, flag, need in (
+        ("GPU", "--gpus-per-trial", cfg.gpus_per_trial),
+        ("CPU", "--cpus-per-trial", cfg.cpus_per_trial),
+    ):
+        have = resources.get(kind, 0.0)
+        if need > have:
+            hint = " or --preset smoke" if kind == "GPU" else ""
+            raise UsageError(f"a trial needs {need:g} {kind} but this machine has {have:g}; lower {flag}{hint}")
+
+
 def _create_study(cfg: StudyConfig) -> None:
     cfg.study_dir.mkdir(parents=True, exist_ok=False)
     tmp = cfg.study_dir / f".{STUDY_FILE}.tmp"
@@ -288,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Ray dashboard: {url}  (sign in with the token in {cluster.token_path()}, or `ray get-auth-token`)")
         if cfg is None:
             cfg = resolve(args, cluster.sees_gpus())
+            if not cfg.address:  # a local instance will not grow: a trial it cannot place would wait forever
+                _check_fits(cfg, cluster.cluster_resources())
             _create_study(cfg)
         else:
             cfg = replace(cfg, address=address, restart_errored=args.restart_errored)
@@ -306,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  python -m study.run --resume --name {cfg.name} --storage {cfg.storage}")
                 return EXIT_INTERRUPTED
         return _report(cfg)
+    except UsageError as exc:
+        print(f"study.run: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -64,3 +64,12 @@ def test_sigint_exits_130_and_resume_finishes_exactly_the_planned_trials(tmp_pat
     # Progress never went backwards: every epoch row from before the interrupt is still there.
     merged = before.merge(rows, on=["trial_id", "epoch"], how="left", indicator=True)
     assert (merged["_merge"] == "both").all()
+
+
+def test_a_trial_that_cannot_fit_on_this_machine_is_a_usage_error(tmp_path):
+    storage = tmp_path / "runs"
+    proc = study(["--storage", str(storage), "--preset", "full", "--no-dashboard"], tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "needs 1 GPU but this machine has 0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not storage.exists()

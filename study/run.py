@@ -201,13 +201,17 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def pick(flag, default):
+    """A flag's value where given, else the preset's."""
+    return default if flag is None else flag
+
+
 def resolve(args: argparse.Namespace, gpus_seen: bool) -> StudyConfig:
     """Preset values, then the flags over them."""
     name = args.preset or "auto"
     preset = PRESETS["full" if gpus_seen else "smoke"] if name == "auto" else PRESETS[name]
     if name == "auto":
         print(f"preset auto -> {preset.name}: Ray sees {'GPUs' if gpus_seen else 'no GPU'}")
-    pick = lambda flag, default: default if flag is None else flag  # noqa: E731
     return StudyConfig(
         name=args.name,
         storage=str(args.storage_path),

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from datamodules import synth
 from datamodules.batching import WidthBucketSampler
-from datamodules.collate import Batch, collate
+from datamodules.collate import Batch, collate, padded_size
 from models.segmenter import Segmenter
 from study.config import FULL
 from study.trainer import build_trainer
@@ -71,8 +71,8 @@ def _padded_mpx(sizes: list[tuple[int, int]], batches: list[list[int]]) -> float
 
 
 def collate_shape(sizes: list[tuple[int, int]], batch: list[int]) -> int:
-    h = -(-max(sizes[i][0] for i in batch) // 32) * 32
-    w = -(-max(sizes[i][1] for i in batch) // 32) * 32
+    h = padded_size(max(sizes[i][0] for i in batch))
+    w = padded_size(max(sizes[i][1] for i in batch))
     return len(batch) * h * w
 
 

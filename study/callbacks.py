@@ -72,10 +72,11 @@ class TablesCallback(tune.Callback):
         self._record(trial, "running")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        epoch = int(result["epoch"])
-        self._node[trial.trial_id] = str(result.get("node") or result.get("hostname") or "")
-        self.tables.record_epoch(trial.trial_id, self.task, epoch, result)
-        self._record(trial, "running")
+        node = str(result.get("node") or result.get("hostname") or "")
+        self.tables.record_epoch(trial.trial_id, self.task, int(result["epoch"]), result)  # refreshes its row too
+        if self._node.get(trial.trial_id) != node:  # first result, or the trial moved to another node
+            self._node[trial.trial_id] = node
+            self._record(trial, "running")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         done = self.tables.last_epoch(trial.trial_id) >= self.epochs

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from tests.study.helpers import REPO, check_tables, env_for
+from tests.study.helpers import check_tables, script
 
 pytestmark = pytest.mark.slow
 
@@ -45,14 +43,7 @@ def test_trial_survives_the_loss_of_its_node(tmp_path):
     storage = tmp_path / "shared"
     args = ["--storage", str(storage), "--name", "n", "--task", "binary", "--num-samples", "1", "--epochs", "4"]
     args += ["--instances", "24", "--scale", "0.08", "--no-dashboard", "--cpus-per-trial", "1"]
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(storage), *args],
-        cwd=REPO,
-        env=env_for(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    proc = script(SCRIPT, [str(storage), *args], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "removed node" in proc.stdout
     trials, rows = check_tables(storage / "n", ("binary",), n_trials=1, epochs=4)

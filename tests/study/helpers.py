@@ -52,6 +52,18 @@ def study(args: list[str], home: Path, timeout: float = 400, faults: list[dict] 
     )
 
 
+def script(code: str, args: list[str], home: Path, timeout: float = 400) -> subprocess.CompletedProcess:
+    """Run a Python snippet (e.g. one that builds a simulated cluster) with a private HOME."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO,
+        env=env_for(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def check_tables(study_dir: Path, tasks: tuple[str, ...], n_trials: int, epochs: int) -> tuple[pd.DataFrame, ...]:
     """The contract every finished study's tables keep."""
     trials, rows = load_trials(study_dir), load_epochs(study_dir)

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from results.query import load_trials
-from tests.study.helpers import REPO, TINY, check_tables, env_for
+from tests.study.helpers import REPO, TINY, check_tables, env_for, script
 
 pytestmark = pytest.mark.slow
 
@@ -39,14 +39,7 @@ TWO_NODES = textwrap.dedent(
 def test_study_on_a_two_node_cluster_uses_both_nodes(tmp_path):
     storage = tmp_path / "shared"
     args = ["--storage", str(storage), "--name", "c", "--task", "binary", "--num-samples", "4", "--epochs", "2"]
-    proc = subprocess.run(
-        [sys.executable, "-c", TWO_NODES, *args, *TINY, "--max-concurrent", "2"],
-        cwd=REPO,
-        env=env_for(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    proc = script(TWO_NODES, [*args, *TINY, "--max-concurrent", "2"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     check_tables(storage / "c", ("binary",), n_trials=4, epochs=2)
     nodes = set(load_trials(storage / "c")["node"])

@@ -9,14 +9,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules import synth
 from datamodules.batching import WidthBucketSampler
-from datamodules.collate import IGNORE_INDEX, collate
+from datamodules.collate import collate
+from datamodules.labels import IGNORE_INDEX, check_task, task_spec
 
 
 class RasterDataset(Dataset):
     """Instances ``indices`` of one task; item ``i`` renders instance ``indices[i]`` (in the worker)."""
 
     def __init__(self, task: str, indices: range, *, seed: int, scale: float) -> None:
-        self.task = synth.check_task(task)
+        self.task = check_task(task)
         self.indices = indices
         self.seed = seed
         self.scale = scale
@@ -58,7 +59,7 @@ class WellLogDataModule(L.LightningDataModule):
         val_fraction: float = 0.2,
     ) -> None:
         super().__init__()
-        synth.check_task(task)
+        check_task(task)
         if n_instances < 2:
             raise ValueError(f"n_instances must be >= 2 (one train and one validation), got {n_instances}")
         if not 0.0 < val_fraction < 1.0:
@@ -106,7 +107,7 @@ class WellLogDataModule(L.LightningDataModule):
 
     def class_frequencies(self, n_samples: int = 8) -> tuple[float, ...]:
         """Measured label frequencies over the first ``n_samples`` training rasters (255 excluded)."""
-        n_classes = 2 if self.hparams.task == "binary" else 3
+        n_classes = task_spec(self.hparams.task).num_classes
         counts = np.zeros(n_classes, dtype=np.int64)
         for i in range(min(n_samples, len(self.train_set))):
             label = self.train_set[i].label

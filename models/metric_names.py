@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from datamodules.labels import MAX_CLASSES
+
 Mode = Literal["min", "max"]
 
 # Validation metrics, logged once per epoch by the Segmenter. `_fg` = mean over curve classes.
@@ -19,8 +21,7 @@ VAL_METRICS: dict[str, Mode] = {
     "val_curve_mae": "min",  # mean absolute centreline error, fraction of track height
     "val_curve_coverage": "max",  # fraction of true-curve columns where a curve was extracted
 }
-# Per-class IoU and Dice: class 0 is background; binary has class 1, multiclass classes 1 and 2.
-MAX_CLASSES = 3
+# Per-class IoU and Dice, for every class of the task with the most classes (class 0 is background).
 PER_CLASS_METRICS: dict[str, Mode] = {f"val_{kind}_c{c}": "max" for kind in ("iou", "dice") for c in range(MAX_CLASSES)}
 TRAIN_METRICS: dict[str, Mode] = {"train_loss": "min"}
 

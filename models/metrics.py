@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
 
-from datamodules.collate import IGNORE_INDEX, Batch
+from datamodules.collate import Batch
+from datamodules.labels import IGNORE_INDEX
 from models.metric_names import METRICS
 from models.modes import TaskMode, mode_for
 

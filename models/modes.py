@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from datamodules.labels import TASK_SPECS, TaskSpec, task_spec
+
 
 @dataclass(frozen=True)
 class TaskMode:
@@ -48,17 +50,17 @@ class TaskMode:
         return logits.argmax(dim=1)
 
 
-MODES: dict[str, TaskMode] = {
-    "binary": TaskMode("binary", out_channels=1, num_classes=2, curve_classes=(1,)),
-    "multiclass": TaskMode("multiclass", out_channels=3, num_classes=3, curve_classes=(1, 2)),
-}
+def _mode(spec: TaskSpec) -> TaskMode:
+    """Two classes are one sigmoid channel; more are a softmax over one channel each."""
+    out_channels = 1 if spec.num_classes == 2 else spec.num_classes
+    return TaskMode(spec.name, out_channels, spec.num_classes, spec.curve_classes)
+
+
+MODES: dict[str, TaskMode] = {name: _mode(spec) for name, spec in TASK_SPECS.items()}
 
 
 def mode_for(task: str | TaskMode) -> TaskMode:
     """The mode of a task name; ValueError names the allowed ones."""
     if isinstance(task, TaskMode):
         return task
-    try:
-        return MODES[task]
-    except KeyError:
-        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(MODES)}") from None
+    return MODES[task_spec(task).name]

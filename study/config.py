@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from datamodules.synth import TASKS
+from datamodules.labels import TASKS
 
 
 @dataclass(frozen=True)

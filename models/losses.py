@@ -7,20 +7,17 @@ Region losses (Dice, Tversky) sum their counts over the batch, then average over
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datamodules.collate import IGNORE_INDEX
+from datamodules.labels import IGNORE_INDEX
+from models.hparams import HParam
 from models.modes import TaskMode, mode_for
 
-LOSSES: dict[str, tuple[str, ...]] = {
-    "binary": ("bce", "dice", "bce_dice", "focal", "tversky"),
-    "multiclass": ("ce", "dice", "ce_dice", "focal", "tversky"),
-}
-DEFAULT_LOSS: dict[str, str] = {"binary": "bce_dice", "multiclass": "ce_dice"}
 WEIGHT_SCHEMES = ("none", "inverse_sqrt", "inverse")
 MAX_CLASS_WEIGHT = 50.0
 _EPS = 1e-6
@@ -131,44 +128,6 @@ class SumLoss(nn.Module):
         return self.first(logits, target) + self.weight * self.second(logits, target)
 
 
-def build_loss(
-    task: str | TaskMode,
-    name: str,
-    *,
-    pos_weight: float = 1.0,
-    class_weights: Sequence[float] | None = None,
-    dice_weight: float = 1.0,
-    focal_gamma: float = 2.0,
-    focal_alpha: float = 0.25,
-    tversky_alpha: float = 0.3,
-    tversky_beta: float = 0.7,
-) -> nn.Module:
-    """The loss ``name`` for ``task``: a module mapping (logits (B, C, H, W), targets (B, H, W)) to a scalar.
-
-    ``pos_weight`` applies to binary BCE; ``class_weights`` (one per class) to multiclass CE and focal.
-    Raises ValueError for an unknown name, listing the names allowed for the task.
-    """
-    mode = mode_for(task)
-    if name not in LOSSES[mode.name]:
-        raise ValueError(f"unknown {mode.name} loss {name!r}; expected one of {', '.join(LOSSES[mode.name])}")
-    if class_weights is not None and len(class_weights) != mode.num_classes:
-        raise ValueError(f"class_weights needs {mode.num_classes} values for {mode.name}, got {len(class_weights)}")
-    dice = TverskyLoss(mode, 0.5, 0.5)
-    if name == "bce":
-        return BCELoss(mode, pos_weight)
-    if name == "ce":
-        return CELoss(mode, class_weights)
-    if name == "dice":
-        return dice
-    if name == "bce_dice":
-        return SumLoss(BCELoss(mode, pos_weight), dice, dice_weight)
-    if name == "ce_dice":
-        return SumLoss(CELoss(mode, class_weights), dice, dice_weight)
-    if name == "focal":
-        return FocalLoss(mode, focal_gamma, focal_alpha, class_weights)
-    return TverskyLoss(mode, tversky_alpha, tversky_beta)
-
-
 def class_weights_from_frequencies(freqs: Sequence[float], scheme: str) -> tuple[float, ...]:
     """Class weights from pixel frequencies (fractions or counts, class 0 = background).
 
@@ -185,3 +144,155 @@ def class_weights_from_frequencies(freqs: Sequence[float], scheme: str) -> tuple
         return tuple(1.0 for _ in f)
     power = 1.0 if scheme == "inverse" else 0.5
     return tuple(min(MAX_CLASS_WEIGHT, (f[0] / x) ** power) if x > 0 else MAX_CLASS_WEIGHT for x in f)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The catalogue: every loss of every task with its typed parameters. The one home of these names: the search
+# space, the trial's parameter record and the trials table's ``param_*`` columns are all derived from it.
+
+ParamValue = float | str
+
+# A loss parameter is declared once here (its name is shared by every loss that takes it).
+POS_WEIGHT = HParam("pos_weight", float, 1.0)  # binary BCE: weight of the curve (positive) pixels
+CLASS_WEIGHTING = HParam("class_weighting", str, "none")  # one of WEIGHT_SCHEMES, from measured frequencies
+DICE_WEIGHT = HParam("dice_weight", float, 1.0)  # weight of the Dice term in a sum
+FOCAL_GAMMA = HParam("focal_gamma", float, 2.0)
+FOCAL_ALPHA = HParam("focal_alpha", float, 0.25)  # binary focal: weight of the positives
+TVERSKY_ALPHA = HParam("tversky_alpha", float, 0.3)  # weight of false positives
+TVERSKY_BETA = HParam("tversky_beta", float, 0.7)  # weight of false negatives
+
+
+class _Context:
+    """What a builder gets: the mode, the resolved parameter values and the measured class frequencies."""
+
+    def __init__(self, mode: TaskMode, params: Mapping[str, ParamValue], frequencies: Sequence[float] | None):
+        self.mode, self.params, self.frequencies = mode, params, frequencies
+
+    def __getitem__(self, name: str) -> ParamValue:
+        return self.params[name]
+
+    def class_weights(self) -> tuple[float, ...] | None:
+        scheme = str(self.params[CLASS_WEIGHTING.name])
+        if scheme not in WEIGHT_SCHEMES:
+            raise ValueError(f"unknown class_weighting {scheme!r}; expected one of {', '.join(WEIGHT_SCHEMES)}")
+        if scheme == "none":
+            return None
+        if self.frequencies is None:
+            raise ValueError(f"class_weighting {scheme!r} needs the measured class frequencies; pass them")
+        return class_weights_from_frequencies(self.frequencies, scheme)
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """One loss of one task: its name, the parameters it takes, and how to build it from them."""
+
+    name: str
+    params: tuple[HParam, ...]
+    build: Callable[[_Context], nn.Module]
+
+
+def _dice(c: _Context) -> nn.Module:
+    return TverskyLoss(c.mode, 0.5, 0.5)
+
+
+def _tversky(c: _Context) -> nn.Module:
+    return TverskyLoss(c.mode, float(c[TVERSKY_ALPHA.name]), float(c[TVERSKY_BETA.name]))
+
+
+def _bce(c: _Context) -> nn.Module:
+    return BCELoss(c.mode, float(c[POS_WEIGHT.name]))
+
+
+def _ce(c: _Context) -> nn.Module:
+    return CELoss(c.mode, c.class_weights())
+
+
+LOSSES: dict[str, dict[str, LossSpec]] = {
+    "binary": {
+        spec.name: spec
+        for spec in (
+            LossSpec("bce", (POS_WEIGHT,), _bce),
+            LossSpec("dice", (), _dice),
+            LossSpec(
+                "bce_dice",
+                (POS_WEIGHT, DICE_WEIGHT),
+                lambda c: SumLoss(_bce(c), _dice(c), float(c[DICE_WEIGHT.name])),
+            ),
+            LossSpec(
+                "focal",
+                (FOCAL_GAMMA, FOCAL_ALPHA),
+                lambda c: FocalLoss(c.mode, float(c[FOCAL_GAMMA.name]), alpha=float(c[FOCAL_ALPHA.name])),
+            ),
+            LossSpec("tversky", (TVERSKY_ALPHA, TVERSKY_BETA), _tversky),
+        )
+    },
+    "multiclass": {
+        spec.name: spec
+        for spec in (
+            LossSpec("ce", (CLASS_WEIGHTING,), _ce),
+            LossSpec("dice", (), _dice),
+            LossSpec(
+                "ce_dice",
+                (CLASS_WEIGHTING, DICE_WEIGHT),
+                lambda c: SumLoss(_ce(c), _dice(c), float(c[DICE_WEIGHT.name])),
+            ),
+            LossSpec(
+                "focal",
+                (FOCAL_GAMMA, CLASS_WEIGHTING),
+                lambda c: FocalLoss(c.mode, float(c[FOCAL_GAMMA.name]), class_weights=c.class_weights()),
+            ),
+            LossSpec("tversky", (TVERSKY_ALPHA, TVERSKY_BETA), _tversky),
+        )
+    },
+}
+DEFAULT_LOSS: dict[str, str] = {"binary": "bce_dice", "multiclass": "ce_dice"}
+
+
+def loss_params() -> dict[str, HParam]:
+    """Every loss parameter of every task by name; a name means the same parameter wherever it appears."""
+    out: dict[str, HParam] = {}
+    for specs in LOSSES.values():
+        for spec in specs.values():
+            for p in spec.params:
+                if out.setdefault(p.name, p) != p:
+                    raise TypeError(f"loss parameter {p.name!r} is declared twice with different types or defaults")
+    return out
+
+
+def loss_spec(task: str | TaskMode, name: str) -> LossSpec:
+    """The spec of loss ``name`` for ``task``; ValueError lists the losses the task has."""
+    mode = mode_for(task)
+    specs = LOSSES[mode.name]
+    if name not in specs:
+        raise ValueError(f"unknown {mode.name} loss {name!r}; expected one of {', '.join(specs)}")
+    return specs[name]
+
+
+def build_loss(
+    task: str | TaskMode,
+    name: str,
+    params: Mapping[str, ParamValue] | None = None,
+    *,
+    class_frequencies: Sequence[float] | None = None,
+) -> nn.Module:
+    """The loss ``name`` for ``task``: a module mapping (logits (B, C, H, W), targets (B, H, W)) to a scalar.
+
+    Args:
+        params: values of the loss's own parameters (see ``LOSSES``); missing ones take their defaults, a
+            parameter the loss does not take is a ValueError.
+        class_frequencies: measured pixel frequencies per class (class 0 first), for ``class_weighting``.
+    """
+    mode = mode_for(task)
+    spec = loss_spec(mode, name)
+    params = dict(params or {})
+    allowed = {p.name: p for p in spec.params}
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        takes = ", ".join(allowed) or "no parameters"
+        raise ValueError(f"{mode.name} loss {name!r} takes {takes}; got {', '.join(unknown)}")
+    if class_frequencies is not None and len(class_frequencies) != mode.num_classes:
+        raise ValueError(
+            f"class_frequencies needs {mode.num_classes} values for {mode.name}, got {len(class_frequencies)}"
+        )
+    resolved = {p.name: p.type(params.get(p.name, p.default)) for p in spec.params}
+    return spec.build(_Context(mode, resolved, class_frequencies))

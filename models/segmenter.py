@@ -13,12 +13,12 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
 
 from datamodules.collate import Batch
-from models.losses import DEFAULT_LOSS, LOSSES, build_loss
+from models.losses import DEFAULT_LOSS, ParamValue, build_loss
 from models.metrics import TRAIN_LOSS, VAL_LOSS, SegmentationMetrics
 from models.modes import mode_for
 from models.unet import UNet
 
-LR_SCHEDULES = ("constant", "cosine", "onecycle")
+LR_SCHEDULES = ("constant", "cosine", "onecycle")  # the one list; the search space imports it
 
 
 class EpochSchedule:
@@ -37,9 +37,11 @@ class EpochSchedule:
 
 
 class Segmenter(L.LightningModule):
-    """U-Net segmenter for one task ("binary" or "multiclass").
+    """U-Net segmenter for one task (see ``datamodules.labels.TASKS``).
 
-    ``forward(images (B, 1, H, W)) -> logits (B, C, H, W)``, C from the task mode.
+    ``forward(images (B, 1, H, W)) -> logits (B, C, H, W)``, C from the task mode. ``loss_params`` are the
+    values of the chosen loss's own parameters (``models.losses.LOSSES``); ``class_frequencies`` are the
+    measured pixel frequencies per class, which a ``class_weighting`` loss parameter turns into weights.
     """
 
     def __init__(
@@ -49,43 +51,26 @@ class Segmenter(L.LightningModule):
         base_channels: int = 16,
         depth: int = 4,
         loss: str | None = None,
+        loss_params: dict[str, ParamValue] | None = None,
+        class_frequencies: tuple[float, ...] | None = None,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         lr_schedule: str = "cosine",
         warmup_epochs: int = 0,
         max_epochs: int = 50,
-        pos_weight: float = 1.0,
-        class_weights: tuple[float, ...] | None = None,
-        dice_weight: float = 1.0,
-        focal_gamma: float = 2.0,
-        focal_alpha: float = 0.25,
-        tversky_alpha: float = 0.3,
-        tversky_beta: float = 0.7,
     ) -> None:
         super().__init__()
         self.mode = mode_for(task)
         loss = DEFAULT_LOSS[self.mode.name] if loss is None else loss
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {lr_schedule!r}; expected one of {', '.join(LR_SCHEDULES)}")
-        if loss not in LOSSES[self.mode.name]:
-            allowed = ", ".join(LOSSES[self.mode.name])
-            raise ValueError(f"unknown {self.mode.name} loss {loss!r}; expected one of {allowed}")
         if lr <= 0 or weight_decay < 0 or warmup_epochs < 0 or max_epochs < 1:
             raise ValueError("need lr > 0, weight_decay >= 0, warmup_epochs >= 0 and max_epochs >= 1")
         self.save_hyperparameters()
         self.hparams.loss = loss  # record the resolved default
         self.net = UNet(1, self.mode.out_channels, base_channels, depth)
-        self.criterion = build_loss(
-            self.mode,
-            loss,
-            pos_weight=pos_weight,
-            class_weights=class_weights,
-            dice_weight=dice_weight,
-            focal_gamma=focal_gamma,
-            focal_alpha=focal_alpha,
-            tversky_alpha=tversky_alpha,
-            tversky_beta=tversky_beta,
-        )
+        # Raises ValueError for a loss the task lacks or a parameter the loss does not take.
+        self.criterion = build_loss(self.mode, loss, loss_params, class_frequencies=class_frequencies)
         self.val_metrics = SegmentationMetrics(self.mode)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,9 @@
 """Search spaces per task, as Optuna define-by-run functions.
 
-Batch size and the collate are fixed by the run shape, never searched. Loss parameters are suggested only
-for the loss that uses them (conditional space), so the tables hold nulls, not meaningless values.
+The names come from the model side: losses and their parameters from ``models.losses.LOSSES``, schedules from
+``models.segmenter.LR_SCHEDULES``; this module only says how each is searched (``DOMAINS``). Batch size and the
+collate are fixed by the run shape, never searched. A loss's parameters are suggested only when that loss is
+(a conditional space), so the tables hold nulls, not meaningless values.
 """
 
 from __future__ import annotations
@@ -9,65 +11,67 @@ from __future__ import annotations
 import warnings
 
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from models import losses
+from models.hparams import BASE_CHANNELS, DEPTH, LOSS, LR, LR_SCHEDULE, WEIGHT_DECAY, HParam
+from models.losses import LOSSES, WEIGHT_SCHEMES
+from models.segmenter import LR_SCHEDULES
 from study.config import TaskPreset
 
-LOSSES = {
-    "binary": ("bce", "dice", "bce_dice", "focal", "tversky"),
-    "multiclass": ("ce", "dice", "ce_dice", "focal", "tversky"),
+# How each loss parameter is searched (DOMAIN.md section 7). Every parameter in the loss catalogue needs one.
+DOMAINS: dict[HParam, BaseDistribution] = {
+    losses.POS_WEIGHT: FloatDistribution(1.0, 100.0, log=True),
+    losses.CLASS_WEIGHTING: CategoricalDistribution(WEIGHT_SCHEMES),
+    losses.DICE_WEIGHT: CategoricalDistribution((0.5, 1.0, 2.0)),
+    losses.FOCAL_GAMMA: CategoricalDistribution((1.0, 2.0, 3.0)),
+    losses.FOCAL_ALPHA: CategoricalDistribution((0.25, 0.5, 0.75)),
+    losses.TVERSKY_ALPHA: CategoricalDistribution((0.2, 0.3)),
+    losses.TVERSKY_BETA: CategoricalDistribution((0.7, 0.8)),
 }
-SCHEDULES = ("constant", "cosine", "onecycle")
-CLASS_WEIGHTING = ("none", "inverse_sqrt", "inverse")
-# Every name a space can suggest; the trials table has one typed `param_<name>` column for each.
-PARAM_NAMES = (
-    "lr",
-    "weight_decay",
-    "base_channels",
-    "depth",
-    "loss",
-    "lr_schedule",
-    "pos_weight",
-    "class_weighting",
-    "dice_weight",
-    "focal_gamma",
-    "focal_alpha",
-    "tversky_alpha",
-    "tversky_beta",
-)
+
+
+def suggest(trial: optuna.Trial, name: str, dist: BaseDistribution):
+    """Suggest ``name`` from ``dist`` through Optuna's public suggest API."""
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, list(dist.choices))
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    raise TypeError(f"no suggest call for {type(dist).__name__} ({name})")
 
 
 class Space:
-    """The define-by-run space of one task; `preset` bounds the network sizes.
+    """The define-by-run space of one task; ``preset`` bounds the network sizes.
 
-    A class, not a closure: Ray pickles the searcher (and this space) into the experiment state.
+    A class, not a closure: the searcher (and this space) is pickled into Ray's experiment state.
     """
 
     def __init__(self, task: str, preset: TaskPreset) -> None:
         self.task = task
         self.preset = preset
 
-    def __call__(self, trial: optuna.Trial) -> dict[str, float] | None:
-        task, preset = self.task, self.preset
-        trial.suggest_float("lr", 1e-4, 3e-2, log=True)
-        trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)
-        trial.suggest_categorical("base_channels", list(preset.base_channels))
-        trial.suggest_int("depth", *preset.depths)
-        trial.suggest_categorical("lr_schedule", list(SCHEDULES))
-        loss = trial.suggest_categorical("loss", list(LOSSES[task]))
-        if loss in ("bce", "bce_dice"):
-            trial.suggest_float("pos_weight", 1.0, 100.0, log=True)
-        if loss in ("ce", "ce_dice", "focal") and task == "multiclass":
-            trial.suggest_categorical("class_weighting", list(CLASS_WEIGHTING))
-        if loss in ("bce_dice", "ce_dice"):
-            trial.suggest_categorical("dice_weight", [0.5, 1.0, 2.0])
-        if loss == "focal":
-            trial.suggest_categorical("focal_gamma", [1.0, 2.0, 3.0])
-            if task == "binary":
-                trial.suggest_categorical("focal_alpha", [0.25, 0.5, 0.75])
-        if loss == "tversky":
-            alpha = trial.suggest_categorical("tversky_alpha", [0.2, 0.3])
-            return {"tversky_beta": round(1.0 - alpha, 6)}  # a constant that rides along in the config
-        return None
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """What every trial suggests, by name, in order; then its loss adds ``loss_distributions(loss)``."""
+        domains = {
+            LR: FloatDistribution(1e-4, 3e-2, log=True),
+            WEIGHT_DECAY: FloatDistribution(1e-6, 1e-2, log=True),
+            BASE_CHANNELS: CategoricalDistribution(self.preset.base_channels),
+            DEPTH: IntDistribution(*self.preset.depths),
+            LR_SCHEDULE: CategoricalDistribution(LR_SCHEDULES),
+            LOSS: CategoricalDistribution(tuple(LOSSES[self.task])),
+        }
+        return {p.name: d for p, d in domains.items()}
+
+    def loss_distributions(self, loss: str) -> dict[str, BaseDistribution]:
+        return {p.name: DOMAINS[p] for p in LOSSES[self.task][loss].params}
+
+    def __call__(self, trial: optuna.Trial) -> None:
+        for name, dist in self.distributions().items():
+            suggest(trial, name, dist)
+        for name, dist in self.loss_distributions(trial.params["loss"]).items():
+            suggest(trial, name, dist)
 
 
 def sampler(seed: int) -> optuna.samplers.TPESampler:

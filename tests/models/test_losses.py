@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datamodules.collate import IGNORE_INDEX, collate
-from models.losses import LOSSES, build_loss, class_weights_from_frequencies
+from datamodules.collate import collate
+from datamodules.labels import IGNORE_INDEX
+from models.losses import LOSSES, build_loss, class_weights_from_frequencies, loss_params
 from models.modes import mode_for
 from tests.models.test_metrics import make_sample, oracle_logits
 
 CASES = [(task, name) for task, names in LOSSES.items() for name in names]
+FREQUENCIES = (0.96, 0.025, 0.015)
 
 
 def _data(task):
@@ -21,8 +23,18 @@ def _data(task):
 
 
 def _loss(task, name):
-    weights = (1.0, 5.0, 7.0) if task == "multiclass" else None
-    return build_loss(task, name, pos_weight=3.0, class_weights=weights)
+    """Every parameter of the loss set away from its default (weights from frequencies where it takes them)."""
+    values = {"pos_weight": 3.0, "class_weighting": "inverse_sqrt", "dice_weight": 2.0, "focal_gamma": 1.0,
+              "focal_alpha": 0.75, "tversky_alpha": 0.2, "tversky_beta": 0.8}  # fmt: skip
+    params = {p.name: values[p.name] for p in LOSSES[task][name].params}
+    return build_loss(task, name, params, class_frequencies=FREQUENCIES if task == "multiclass" else None)
+
+
+def test_every_loss_parameter_is_one_typed_parameter():
+    params = loss_params()  # raises if a name is declared twice with different types or defaults
+    assert {p.name for specs in LOSSES.values() for s in specs.values() for p in s.params} == set(params)
+    for p in params.values():
+        assert isinstance(p.default, p.type)
 
 
 @pytest.mark.parametrize(("task", "name"), CASES)
@@ -87,11 +99,11 @@ def test_bf16_logits_compute_in_float32():
 
 def test_pos_weight_and_class_weights_change_the_loss():
     logits, batch = _data("binary")
-    assert float(build_loss("binary", "bce", pos_weight=10.0)(logits, batch.labels)) != pytest.approx(
+    assert float(build_loss("binary", "bce", {"pos_weight": 10.0})(logits, batch.labels)) != pytest.approx(
         float(build_loss("binary", "bce")(logits, batch.labels))
     )
     logits, batch = _data("multiclass")
-    weighted = build_loss("multiclass", "ce", class_weights=(1.0, 10.0, 10.0))
+    weighted = build_loss("multiclass", "ce", {"class_weighting": "inverse"}, class_frequencies=FREQUENCIES)
     assert float(weighted(logits, batch.labels)) != pytest.approx(
         float(build_loss("multiclass", "ce")(logits, batch.labels))
     )
@@ -99,13 +111,20 @@ def test_pos_weight_and_class_weights_change_the_loss():
 
 @pytest.mark.parametrize(("task", "name"), [("binary", "ce"), ("multiclass", "bce"), ("binary", "lovasz")])
 def test_unknown_loss_raises_listing_allowed(task, name):
-    with pytest.raises(ValueError, match=LOSSES[task][0]):
+    with pytest.raises(ValueError, match=next(iter(LOSSES[task]))):
         build_loss(task, name)
 
 
-def test_wrong_number_of_class_weights_raises():
+def test_a_parameter_the_loss_does_not_take_raises():
+    with pytest.raises(ValueError, match="takes pos_weight"):
+        build_loss("binary", "bce", {"focal_gamma": 2.0})
+    with pytest.raises(ValueError, match="needs the measured class frequencies"):
+        build_loss("multiclass", "ce", {"class_weighting": "inverse"})
+
+
+def test_wrong_number_of_class_frequencies_raises():
     with pytest.raises(ValueError, match="3 values"):
-        build_loss("multiclass", "ce", class_weights=(1.0, 2.0))
+        build_loss("multiclass", "ce", {"class_weighting": "inverse"}, class_frequencies=(0.9, 0.1))
 
 
 def test_class_weights_from_frequencies():

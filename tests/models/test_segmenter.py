@@ -20,6 +20,7 @@ from tests.models.test_metrics import make_sample
         ({"task": "multiclass", "loss": "bce"}, "ce_dice"),
         ({"task": "binary", "lr_schedule": "step"}, "onecycle"),
         ({"task": "binary", "depth": 7}, "depth"),
+        ({"task": "binary", "loss": "bce", "loss_params": {"class_weighting": "inverse"}}, "takes pos_weight"),
     ],
 )
 def test_invalid_arguments_raise(kwargs, match):
@@ -28,11 +29,19 @@ def test_invalid_arguments_raise(kwargs, match):
 
 
 def test_hyperparameters_saved_with_resolved_loss():
-    model = Segmenter("multiclass", base_channels=4, depth=2, lr=3e-3, class_weights=(1.0, 4.0, 4.0))
+    model = Segmenter(
+        "multiclass",
+        base_channels=4,
+        depth=2,
+        lr=3e-3,
+        loss_params={"class_weighting": "inverse"},
+        class_frequencies=(0.9, 0.06, 0.04),
+    )
     assert model.hparams.task == "multiclass"
     assert model.hparams.loss == "ce_dice"
     assert model.hparams.lr == 3e-3
-    assert model.hparams.class_weights == (1.0, 4.0, 4.0)
+    assert model.hparams.loss_params == {"class_weighting": "inverse"}
+    assert model.hparams.class_frequencies == (0.9, 0.06, 0.04)
     assert model(torch.rand(1, 1, 32, 64)).shape == (1, 3, 32, 64)
 
 

@@ -45,7 +45,14 @@ class SaveEveryEpoch(Callback):
 def _parts():
     L.seed_everything(0, verbose=False)
     datamodule = WellLogDataModule("multiclass", 4, 2, scale=0.05, seed=1)
-    model = Segmenter("multiclass", base_channels=4, depth=2, class_weights=(0.2, 1.0, 1.5), max_epochs=2)
+    model = Segmenter(
+        "multiclass",
+        base_channels=4,
+        depth=2,
+        loss_params={"class_weighting": "inverse"},
+        class_frequencies=(0.9, 0.06, 0.04),
+        max_epochs=2,
+    )
     return model, datamodule
 
 
@@ -112,7 +119,8 @@ def test_genuine_checkpoint_loads_with_weights_only(genuine, tmp_path):
     assert _plain(dict(state["hyper_parameters"])), state["hyper_parameters"]
     assert _plain(dict(state["datamodule_hyper_parameters"])), state["datamodule_hyper_parameters"]
     restored = Segmenter.load_from_checkpoint(genuine, weights_only=True)
-    assert tuple(restored.hparams.class_weights) == (0.2, 1.0, 1.5)
+    assert tuple(restored.hparams.class_frequencies) == (0.9, 0.06, 0.04)
+    assert restored.hparams.loss_params == {"class_weighting": "inverse"}
     model, datamodule = _parts()
     trainer = _trainer(tmp_path, [])
     trainer.fit_loop.max_epochs = 3  # one more epoch, resumed the trial's way

@@ -1,45 +1,49 @@
 import optuna
 import pytest
 
-from results.schema import PARAM_COLUMNS
+from datamodules.labels import TASKS
+from models.hparams import TrialParams, loss_kwargs, param_types
+from models.losses import LOSSES
+from models.segmenter import Segmenter
 from study.config import FULL, SMOKE
-from study.space import PARAM_NAMES, Space, sampler
-from study.trial import TrialParams
+from study.space import DOMAINS, Space, sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def test_every_param_has_a_typed_table_column_and_a_trial_field():
-    assert set(PARAM_NAMES) == set(PARAM_COLUMNS)
-    assert set(PARAM_NAMES) == set(TrialParams.__dataclass_fields__)
+def test_every_loss_parameter_has_a_search_domain_and_a_trial_field():
+    params = {p for specs in LOSSES.values() for spec in specs.values() for p in spec.params}
+    assert params == set(DOMAINS)
+    assert {p.name for p in params} <= set(TrialParams.__dataclass_fields__) == set(param_types())
 
 
-@pytest.mark.parametrize("task", ["binary", "multiclass"])
+@pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("preset", [FULL, SMOKE], ids=["full", "smoke"])
 def test_sampled_configs_build_valid_segmenters(task, preset):
-    from models.segmenter import Segmenter
-
     study = optuna.create_study(sampler=sampler(0), direction="maximize")
     space = Space(task, preset.tasks[task])
     losses = set()
     for i in range(40):
         trial = study.ask()
-        constants = space(trial) or {}
-        config = {**trial.params, **constants}
-        assert set(config) <= set(PARAM_NAMES)
-        params = TrialParams.from_config(config)
+        space(trial)
+        params = TrialParams.from_config(trial.params)
         assert params.base_channels in preset.tasks[task].base_channels
+        # exactly the chosen loss's parameters were suggested, and only those
+        assert set(trial.params) - set(space.distributions()) == {p.name for p in LOSSES[task][params.loss].params}
         losses.add(params.loss)
         if i < 8:  # building is cheap but not free; a handful proves the names line up
             Segmenter(task, base_channels=params.base_channels, depth=params.depth, loss=params.loss,
-                      lr=params.lr, lr_schedule=params.lr_schedule)  # fmt: skip
+                      loss_params=loss_kwargs(params, task), class_frequencies=(0.96, 0.03, 0.01)[: 2 if task ==
+                      "binary" else 3], lr=params.lr, lr_schedule=params.lr_schedule)  # fmt: skip
         study.tell(trial, float(i % 7))
     assert len(losses) >= 3
 
 
-def test_unknown_hyperparameter_is_an_error():
+def test_unknown_or_missing_hyperparameter_is_an_error():
     with pytest.raises(ValueError, match="unknown hyperparameters"):
         TrialParams.from_config({"lr": 1e-3, "batch_size": 4})
+    with pytest.raises(ValueError, match="missing hyperparameters"):
+        TrialParams.from_config({"lr": 1e-3})
 
 
 def test_seeded_sampler_is_reproducible():

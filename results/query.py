@@ -21,12 +21,16 @@ from results.schema import (
     EPOCHS_FILE,
     EPOCHS_SCHEMA,
     FINISHED_STATUSES,
+    MIGRATIONS,
+    PARAM_PREFIX,
     SCHEMA_VERSION,
     SCHEMA_VERSION_KEY,
     STATUSES,
     TABLES_SUBDIR,
     TRIALS_FILE,
-    TRIALS_SCHEMA,
+    SchemaVersion,
+    is_param_column,
+    trials_schema,
 )
 
 _FIX = "restore the file from a backup, or delete it to rebuild the study's tables"
@@ -45,27 +49,62 @@ def tables_dir(study_dir: Path | str) -> Path:
     return Path(study_dir) / TABLES_SUBDIR
 
 
-def check_schema(path: Path, actual: pa.Schema, expected: pa.Schema) -> None:
-    """Raise TableError unless ``actual`` has the columns, types and schema version of ``expected``."""
-    meta = actual.metadata or {}
+def file_version(path: Path, schema: pa.Schema) -> SchemaVersion:
+    """The schema version a file declares; TableError for a file that is not ours or is newer than this code."""
+    meta = schema.metadata or {}
     if SCHEMA_VERSION_KEY not in meta:
         raise TableError(path, f"not a welllog-study table (no {SCHEMA_VERSION_KEY.decode()} metadata)")
-    version = meta[SCHEMA_VERSION_KEY].decode(errors="replace")
-    if version != str(SCHEMA_VERSION):
-        raise TableError(path, f"schema version {version}, this code reads version {SCHEMA_VERSION}")
+    text = meta[SCHEMA_VERSION_KEY].decode(errors="replace")
+    try:
+        version = SchemaVersion.parse(text)
+    except ValueError:
+        raise TableError(path, f"schema version {text!r} is not a version; {_FIX}") from None
+    if version > SCHEMA_VERSION:
+        raise TableError(
+            path, f"schema version {version} is newer than this welllog-study reads ({SCHEMA_VERSION}); upgrade it"
+        )
+    return version
+
+
+def expected_schema(name: str, actual: pa.Schema) -> pa.Schema:
+    """The current schema of table ``name``; the trials table keeps the hyperparameter columns it has."""
+    if name == EPOCHS_FILE:
+        return EPOCHS_SCHEMA
+    return trials_schema({f.name: f.type for f in actual if f.name.startswith(PARAM_PREFIX)})
+
+
+def conform(path: Path, table: pa.Table, name: str, version: SchemaVersion) -> pa.Table:
+    """Check ``table`` (already migrated to the current major) against the current schema and upgrade it.
+
+    Columns added by a later minor version are filled with nulls; anything else that differs (an unknown,
+    missing or retyped column) is a TableError.
+    """
+    actual = table.schema
+    expected = expected_schema(name, actual)
     for field in actual:
-        if expected.get_field_index(field.name) < 0:
-            raise TableError(path, f"unknown column {field.name!r}")
-    for field in expected:
-        index = actual.get_field_index(field.name)
+        if field.name.startswith(PARAM_PREFIX) and not is_param_column(field):
+            raise TableError(path, f"hyperparameter column {field.name!r} has type {field.type}")
+        index = expected.get_field_index(field.name)
         if index < 0:
+            raise TableError(path, f"unknown column {field.name!r}")
+        want = expected.field(index).type
+        if not field.type.equals(want):
+            raise TableError(path, f"column {field.name!r} has type {field.type}, expected {want}")
+    for field in expected:
+        if actual.get_field_index(field.name) >= 0:
+            continue
+        if version == SCHEMA_VERSION or not field.nullable:
             raise TableError(path, f"missing column {field.name!r}")
-        if not actual.field(index).type.equals(field.type):
-            raise TableError(path, f"column {field.name!r} has type {actual.field(index).type}, expected {field.type}")
+        table = table.append_column(field, pa.nulls(len(table), field.type))
+    return table.select(expected.names).replace_schema_metadata(expected.metadata)
 
 
-def read_table(path: Path, expected: pa.Schema) -> pa.Table:
-    """Read one whole table with page checksums verified and the schema checked; TableError on any problem."""
+def read_table(path: Path, name: str) -> tuple[pa.Table, SchemaVersion]:
+    """Read one whole table (``TRIALS_FILE`` or ``EPOCHS_FILE``) with page checksums verified.
+
+    Returns the table in the current schema (older versions upgraded: migrated across majors, new columns
+    null) and the version the file was written in. TableError on any problem, naming the file.
+    """
     path = Path(path).absolute()
     if not path.is_file():
         raise TableError(path, "no such table; is this a study directory written by welllog-study?")
@@ -73,12 +112,16 @@ def read_table(path: Path, expected: pa.Schema) -> pa.Table:
         raise TableError(path, f"empty file (0 bytes); {_FIX}")
     try:
         with pq.ParquetFile(path, page_checksum_verification=True) as pf:
-            check_schema(path, pf.schema_arrow, expected)
+            version = file_version(path, pf.schema_arrow)
             table = pf.read()
     except (pa.ArrowException, OSError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TableError(path, f"damaged or not a Parquet file ({reason}); {_FIX}") from None
-    return table.select(expected.names)
+    for major in range(version.major, SCHEMA_VERSION.major):
+        if major not in MIGRATIONS:
+            raise TableError(path, f"schema version {version} has no migration to {major + 1}.0")
+        table = MIGRATIONS[major](table, name)
+    return conform(path, table, name, version), version
 
 
 def _types_mapper(typ: pa.DataType) -> object | None:
@@ -96,14 +139,21 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=_types_mapper)
 
 
+def _load(study_dir: Path | str, name: str) -> pd.DataFrame:
+    table, version = read_table(tables_dir(study_dir) / name, name)
+    frame = _to_pandas(table)
+    frame.attrs["schema_version"] = str(version)  # the version the file was written in
+    return frame
+
+
 def load_trials(study_dir: Path | str) -> pd.DataFrame:
-    """All trial rows, one per trial, with the dtypes of TRIALS_SCHEMA."""
-    return _to_pandas(read_table(tables_dir(study_dir) / TRIALS_FILE, TRIALS_SCHEMA))
+    """All trial rows, one per trial, in the current schema; ``.attrs["schema_version"]`` is the file's."""
+    return _load(study_dir, TRIALS_FILE)
 
 
 def load_epochs(study_dir: Path | str) -> pd.DataFrame:
-    """All epoch rows, one per (trial, epoch), with the dtypes of EPOCHS_SCHEMA."""
-    return _to_pandas(read_table(tables_dir(study_dir) / EPOCHS_FILE, EPOCHS_SCHEMA))
+    """All epoch rows, one per (trial, epoch), in the current schema; ``.attrs["schema_version"]`` is the file's."""
+    return _load(study_dir, EPOCHS_FILE)
 
 
 def _objective(trials: pd.DataFrame) -> str | None:

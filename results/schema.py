@@ -1,53 +1,77 @@
-"""Explicit pyarrow schemas of the two study tables (DESIGN.md section 6).
+"""Explicit pyarrow schemas of the two study tables (DESIGN.md section 6), and how they evolve.
 
-Every column has one pinned arrow type; nothing is inferred from the data. The schema version is stored in the
-schema metadata of every written file under ``SCHEMA_VERSION_KEY`` and as the ``schema_version`` column of the
-trials table. Bump ``SCHEMA_VERSION`` (and add a golden file under ``tests/assets/v<N>``) on any change.
+Every column has one pinned arrow type; nothing is inferred from the data. The schema version
+``MAJOR.MINOR`` is stored in the schema metadata of every written file under ``SCHEMA_VERSION_KEY`` (files of
+the first release say ``1``, read as ``1.0``); the trials table's ``schema_version`` column holds the major.
+
+Evolution rules:
+- **Additive (minor)**: a new nullable column. Bump ``SCHEMA_VERSION.minor`` and write the golden files of the
+  new version (``tests/assets/make_golden.py``). Readers accept every older minor of the same major and fill
+  the columns it lacks with nulls; a study being resumed is rewritten at the current version.
+- **Breaking (major)**: removing, renaming or retyping a column. Bump the major and register a function in
+  ``MIGRATIONS`` that turns a table of the previous major into the new one.
+- **Hyperparameters** are an open set: ``param_<name>`` columns come from the trial's typed parameter record
+  (``models.hparams``) and each trials file declares its own, typed. A loss parameter added to the catalogue
+  needs no version bump: older files simply lack its column (null when read by the writer).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 import pyarrow as pa
 
 from models.metric_names import METRICS, VAL_METRICS
 
-SCHEMA_VERSION = 1
+
+class SchemaVersion(NamedTuple):
+    major: int
+    minor: int
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    @classmethod
+    def parse(cls, text: str) -> SchemaVersion:
+        """``"1"`` (the first release) is 1.0; ValueError for anything that is not ``N`` or ``N.M``."""
+        parts = text.strip().split(".")
+        if not 1 <= len(parts) <= 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"not a schema version: {text!r}")
+        return cls(int(parts[0]), int(parts[1]) if len(parts) == 2 else 0)
+
+
+SCHEMA_VERSION = SchemaVersion(1, 0)
 SCHEMA_VERSION_KEY = b"welllog_study.schema_version"
+
+# major N -> a function turning a table of major N into one of major N + 1: (table, file name) -> table.
+MIGRATIONS: dict[int, Callable[[pa.Table, str], pa.Table]] = {}
 
 STATUSES = ("completed", "stopped_early", "error", "running")
 # Statuses of trials whose metrics are meaningful for model selection.
 FINISHED_STATUSES = ("completed", "stopped_early")
+# Statuses a trial ends in (a planned trial in one of these needs no more work).
+FINAL_STATUSES = (*FINISHED_STATUSES, "error")
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
-
-# Hyperparameters, each its own typed column `param_<name>`; null where a task or loss doesn't use it.
-PARAM_COLUMNS: dict[str, pa.DataType] = {
-    "lr": pa.float64(),
-    "weight_decay": pa.float64(),
-    "base_channels": pa.int64(),
-    "depth": pa.int64(),
-    "loss": pa.string(),
-    "lr_schedule": pa.string(),
-    "pos_weight": pa.float64(),
-    "class_weighting": pa.string(),
-    "dice_weight": pa.float64(),
-    "focal_gamma": pa.float64(),
-    "focal_alpha": pa.float64(),
-    "tversky_alpha": pa.float64(),
-    "tversky_beta": pa.float64(),
-}
 PARAM_PREFIX = "param_"
 BEST_PREFIX = "best_"
+# Arrow type of a hyperparameter column, by the Python type of the parameter.
+PARAM_ARROW_TYPES: dict[type, pa.DataType] = {float: pa.float64(), int: pa.int64(), str: pa.string()}
 
 # Per-epoch measurements that are not metrics (see EPOCHS_SCHEMA).
 EPOCH_EXTRAS = ("lr", "epoch_seconds", "images_per_second", "pad_fraction")
 
-_METADATA = {SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode()}
 _KEYS = [
     pa.field("study", pa.string(), nullable=False),
     pa.field("task", pa.string(), nullable=False),
     pa.field("trial_id", pa.string(), nullable=False),
 ]
+
+
+def _metadata() -> dict[bytes, bytes]:
+    return {SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode()}
+
 
 EPOCHS_SCHEMA = pa.schema(
     [
@@ -57,38 +81,59 @@ EPOCHS_SCHEMA = pa.schema(
         *(pa.field(name, pa.float64()) for name in EPOCH_EXTRAS),
         pa.field("timestamp", TIMESTAMP),
     ],
-    metadata=_METADATA,
+    metadata=_metadata(),
 )
 
-TRIALS_SCHEMA = pa.schema(
-    [
-        *_KEYS,
-        pa.field("status", pa.string(), nullable=False),  # one of STATUSES
-        pa.field("error", pa.string()),
-        pa.field("error_file", pa.string()),
-        *(pa.field(PARAM_PREFIX + name, typ) for name, typ in PARAM_COLUMNS.items()),
-        pa.field("epochs_completed", pa.int32(), nullable=False),
-        pa.field("epoch_budget", pa.int32(), nullable=False),
-        pa.field("best_epoch", pa.int32()),  # epoch of objective_best; null before the first epoch
-        pa.field("objective", pa.string(), nullable=False),
-        pa.field("objective_mode", pa.string(), nullable=False),
-        pa.field("objective_best", pa.float64()),
-        pa.field("objective_last", pa.float64()),
-        *(pa.field(BEST_PREFIX + name, pa.float64()) for name in VAL_METRICS),  # each by its own mode
-        pa.field("wall_seconds", pa.float64()),
-        pa.field("devices", pa.float64()),
-        pa.field("device_seconds", pa.float64()),
-        pa.field("seconds_saved", pa.float64()),  # stopped_early only; 0 otherwise
-        pa.field("started_at", TIMESTAMP),
-        pa.field("finished_at", TIMESTAMP),
-        pa.field("node", pa.string()),
-        pa.field("checkpoint_path", pa.string()),
-        pa.field("schema_version", pa.int32(), nullable=False),
-    ],
-    metadata=_METADATA,
-)
+# The trials table without its hyperparameter columns, which go after ``error_file``.
+_TRIALS_HEAD = [
+    *_KEYS,
+    pa.field("status", pa.string(), nullable=False),  # one of STATUSES
+    pa.field("error", pa.string()),
+    pa.field("error_file", pa.string()),
+]
+_TRIALS_TAIL = [
+    pa.field("epochs_completed", pa.int32(), nullable=False),
+    pa.field("epoch_budget", pa.int32(), nullable=False),
+    pa.field("best_epoch", pa.int32()),  # epoch of objective_best; null before the first epoch
+    pa.field("objective", pa.string(), nullable=False),
+    pa.field("objective_mode", pa.string(), nullable=False),
+    pa.field("objective_best", pa.float64()),
+    pa.field("objective_last", pa.float64()),
+    *(pa.field(BEST_PREFIX + name, pa.float64()) for name in VAL_METRICS),  # each by its own mode
+    pa.field("wall_seconds", pa.float64()),
+    pa.field("devices", pa.float64()),
+    pa.field("device_seconds", pa.float64()),
+    pa.field("seconds_saved", pa.float64()),  # stopped_early only; 0 otherwise
+    pa.field("started_at", TIMESTAMP),
+    pa.field("finished_at", TIMESTAMP),
+    pa.field("node", pa.string()),
+    pa.field("checkpoint_path", pa.string()),
+    pa.field("schema_version", pa.int32(), nullable=False),  # the major version
+]
+# The fixed columns of the trials table (no hyperparameters), current version.
+TRIALS_FIXED_SCHEMA = pa.schema([*_TRIALS_HEAD, *_TRIALS_TAIL], metadata=_metadata())
+
+
+def param_columns(param_types: Mapping[str, type]) -> dict[str, pa.DataType]:
+    """``param_<name>`` -> arrow type, from hyperparameter names and their Python types."""
+    out = {}
+    for name, typ in param_types.items():
+        if typ not in PARAM_ARROW_TYPES:
+            raise TypeError(f"hyperparameter {name!r} has type {typ!r}; tables hold {list(PARAM_ARROW_TYPES)}")
+        out[PARAM_PREFIX + name] = PARAM_ARROW_TYPES[typ]
+    return out
+
+
+def trials_schema(params: Mapping[str, pa.DataType]) -> pa.Schema:
+    """The trials table with the given ``param_<name>`` columns (arrow types), current version."""
+    fields = [pa.field(name, typ) for name, typ in params.items()]
+    return pa.schema([*_TRIALS_HEAD, *fields, *_TRIALS_TAIL], metadata=_metadata())
+
+
+def is_param_column(field: pa.Field) -> bool:
+    return field.name.startswith(PARAM_PREFIX) and any(field.type.equals(t) for t in PARAM_ARROW_TYPES.values())
+
 
 TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
 TABLES_SUBDIR = "tables"
-SCHEMAS: dict[str, pa.Schema] = {TRIALS_FILE: TRIALS_SCHEMA, EPOCHS_FILE: EPOCHS_SCHEMA}

@@ -29,22 +29,22 @@ from models.metric_names import METRICS, VAL_METRICS, mode_of
 from results.query import TableError, read_table
 from results.schema import (
     BEST_PREFIX,
-    EPOCH_EXTRAS,
     EPOCHS_FILE,
     EPOCHS_SCHEMA,
-    PARAM_COLUMNS,
     PARAM_PREFIX,
     SCHEMA_VERSION,
     STATUSES,
     TRIALS_FILE,
-    TRIALS_SCHEMA,
+    param_columns,
+    trials_schema,
 )
 
 log = logging.getLogger(__name__)
 
 COMPRESSION = "zstd"
-_EPOCH_VALUE_COLUMNS = (*METRICS, *EPOCH_EXTRAS)
-# Columns of a trial row that record_trial sets; the rest are derived from the epoch rows on every write.
+_EPOCH_KEYS = ("study", "task", "trial_id", "epoch", "timestamp")
+# Columns of a trial row that record_trial sets (besides the param_* columns); the rest are derived from the
+# epoch rows on every write.
 _TRIAL_INPUTS = (
     "study",
     "task",
@@ -52,7 +52,6 @@ _TRIAL_INPUTS = (
     "status",
     "error",
     "error_file",
-    *(PARAM_PREFIX + name for name in PARAM_COLUMNS),
     "epoch_budget",
     "devices",
     "started_at",
@@ -111,8 +110,7 @@ def _float(value: Any, name: str) -> float | None:
     return float(value)
 
 
-def _param(name: str, value: Any) -> Any:
-    typ = PARAM_COLUMNS[name]
+def _param(name: str, typ: pa.DataType, value: Any) -> Any:
     if value is None:
         return None
     if pa.types.is_string(typ):
@@ -124,6 +122,30 @@ def _param(name: str, value: Any) -> Any:
             raise ValueError(f"param {name!r} must be an integer, got {value!r}")
         return int(value)
     return _float(value, f"param {name!r}")
+
+
+def check_param_columns(path: Path, schema: pa.Schema, params: Mapping[str, pa.DataType]) -> None:
+    """TableError unless every ``param_*`` column of a table is a hyperparameter this writer knows, same type."""
+    for field in schema:
+        if not field.name.startswith(PARAM_PREFIX):
+            continue
+        known = params.get(field.name)
+        if known is None:
+            raise TableError(
+                Path(path).absolute(),
+                f"hyperparameter column {field.name!r} is unknown to this welllog-study (written by a newer one?)",
+            )
+        if not field.type.equals(known):
+            raise TableError(Path(path).absolute(), f"column {field.name!r} has type {field.type}, expected {known}")
+
+
+def check_resumable(tables_dir: Path, param_types: Mapping[str, type]) -> None:
+    """Everything ``StudyTables`` would refuse on open, checked without writing (TableError naming the file)."""
+    for name in (EPOCHS_FILE, TRIALS_FILE):
+        path = Path(tables_dir) / name
+        if path.exists():
+            table, _ = read_table(path, name)
+            check_param_columns(path, table.schema, param_columns(param_types))
 
 
 def _best(values: list[tuple[int, float | None]], mode: str) -> tuple[int | None, float | None]:
@@ -144,26 +166,49 @@ class StudyTables:
         tables_dir: the study's ``tables`` directory (created if missing).
         study: study name stored in every row.
         objective: metric name the study optimises; its mode comes from ``models.metric_names``.
+        param_types: hyperparameter name -> Python type, one ``param_<name>`` column each; default: the trial
+            parameter record of this version (``models.hparams.param_types``).
+
+    Tables written by an older schema version are upgraded in place (both rewritten atomically) on open.
 
     Raises:
-        TableError: an existing table is damaged, foreign or belongs to another study (left untouched).
+        TableError: an existing table is damaged, foreign, belongs to another study, or has a hyperparameter
+            column this version does not know or types differently (left untouched).
     """
 
-    def __init__(self, tables_dir: Path | str, study: str, objective: str) -> None:
+    def __init__(
+        self, tables_dir: Path | str, study: str, objective: str, param_types: Mapping[str, type] | None = None
+    ) -> None:
         if objective not in METRICS:
             raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(METRICS)}")
         self.tables_dir = Path(tables_dir)
         self.study = study
         self.objective = objective
         self.objective_mode = mode_of(objective)
+        if param_types is None:
+            from models.hparams import param_types as current  # the driver's record; keeps readers torch-free
+
+            param_types = current()
+        self.params = param_columns(param_types)  # param_<name> -> arrow type
+        self.trials_schema = trials_schema(self.params)
         self.tables_dir.mkdir(parents=True, exist_ok=True)
         self._remove_temporaries()
         self._epochs: dict[tuple[str, int], dict[str, Any]] = {}
         self._trials: dict[str, dict[str, Any]] = {}
-        for row in self._load(EPOCHS_FILE, EPOCHS_SCHEMA):
+        self.upgraded_from: set[str] = set()  # versions of older files this writer upgraded
+        for row in self._load(EPOCHS_FILE):
             self._epochs[(row["trial_id"], row["epoch"])] = row
-        for row in self._load(TRIALS_FILE, TRIALS_SCHEMA):
-            self._trials[row["trial_id"]] = {name: row[name] for name in _TRIAL_INPUTS}
+        inputs = (*_TRIAL_INPUTS, *self.params)
+        for row in self._load(TRIALS_FILE):
+            self._trials[row["trial_id"]] = {name: row.get(name) for name in inputs}
+        if self.upgraded_from:
+            log.warning(
+                "upgrading the tables in %s from schema %s to %s",
+                self.tables_dir,
+                ", ".join(sorted(self.upgraded_from)),
+                SCHEMA_VERSION,
+            )
+            self.flush()
 
     @property
     def trials_path(self) -> Path:
@@ -203,11 +248,15 @@ class StudyTables:
                 log.info("removing leftover temporary file %s", entry)
                 entry.unlink(missing_ok=True)
 
-    def _load(self, name: str, schema: pa.Schema) -> list[dict[str, Any]]:
+    def _load(self, name: str) -> list[dict[str, Any]]:
         path = self.tables_dir / name
         if not path.exists():
             return []
-        rows = read_table(path, schema).to_pylist()
+        table, version = read_table(path, name)
+        if version != SCHEMA_VERSION:
+            self.upgraded_from.add(str(version))
+        check_param_columns(path, table.schema, self.params)
+        rows = table.to_pylist()
         foreign = {row["study"] for row in rows} - {self.study}
         if foreign:
             raise TableError(path.absolute(), f"holds study {sorted(foreign)[0]!r}, not {self.study!r}")
@@ -225,7 +274,7 @@ class StudyTables:
         if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 1:
             raise ValueError(f"epoch must be an integer >= 1, got {epoch!r}")
         row: dict[str, Any] = {"study": self.study, "task": task, "trial_id": trial_id, "epoch": int(epoch)}
-        for name in _EPOCH_VALUE_COLUMNS:
+        for name in (n for n in EPOCHS_SCHEMA.names if n not in _EPOCH_KEYS):  # every metric and measurement
             row[name] = _float(values.get(name), name)
         stamp = values.get("timestamp")
         if isinstance(stamp, datetime):
@@ -257,16 +306,17 @@ class StudyTables:
     ) -> None:
         """Upsert the row of ``trial_id`` and rewrite the trials table.
 
-        ``params`` holds hyperparameters by name (keys of ``PARAM_COLUMNS``; unknown names raise ValueError,
+        ``params`` holds hyperparameters by name (names of ``param_types``; unknown names raise ValueError,
         missing ones are null). Derived columns (epochs_completed, best_epoch, objective best/last,
         ``best_<metric>``, wall/device/saved seconds) are computed from the trial's epoch rows on every write.
         Timestamps must be timezone-aware.
         """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
-        unknown = sorted(set(params) - set(PARAM_COLUMNS))
+        names = {column[len(PARAM_PREFIX) :]: column for column in self.params}
+        unknown = sorted(set(params) - set(names))
         if unknown:
-            raise ValueError(f"unknown params {unknown}; expected names from {', '.join(PARAM_COLUMNS)}")
+            raise ValueError(f"unknown params {unknown}; expected names from {', '.join(names)}")
         if isinstance(epoch_budget, bool) or not isinstance(epoch_budget, numbers.Integral) or epoch_budget < 0:
             raise ValueError(f"epoch_budget must be an integer >= 0, got {epoch_budget!r}")
         row: dict[str, Any] = {
@@ -276,7 +326,7 @@ class StudyTables:
             "status": status,
             "error": error,
             "error_file": error_file,
-            **{PARAM_PREFIX + name: _param(name, params.get(name)) for name in PARAM_COLUMNS},
+            **{column: _param(name, self.params[column], params.get(name)) for name, column in names.items()},
             "epoch_budget": int(epoch_budget),
             "devices": _float(devices, "devices"),
             "started_at": _utc(started_at, "started_at"),
@@ -304,7 +354,7 @@ class StudyTables:
             {**self._trials[tid], **self._derived(self._trials[tid], by_trial.get(tid, []))}
             for tid in sorted(self._trials, key=lambda t: (self._trials[t]["task"], t))
         ]
-        write_atomic(self.trials_path, pa.Table.from_pylist(rows, schema=TRIALS_SCHEMA))
+        write_atomic(self.trials_path, pa.Table.from_pylist(rows, schema=self.trials_schema))
 
     def _derived(self, trial: Mapping[str, Any], epochs: list[dict[str, Any]]) -> dict[str, Any]:
         """Columns computed from one trial's epoch rows (sorted by epoch)."""
@@ -335,5 +385,5 @@ class StudyTables:
             "wall_seconds": wall,
             "device_seconds": wall * devices if devices is not None else None,
             "seconds_saved": saved,
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": SCHEMA_VERSION.major,
         }

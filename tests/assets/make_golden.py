@@ -1,9 +1,10 @@
-"""Write the golden tables of schema version 1 from deterministic fabricated records.
+"""Write golden tables from deterministic fabricated records, at the current schema version.
 
-    python tests/assets/make_golden.py            # rewrites tests/assets/v1/{trials,epochs}.parquet
+    python tests/assets/make_golden.py            # writes tests/assets/v<MAJOR.MINOR>/{trials,epochs}.parquet
 
-The committed files must stay readable by the current loaders (tests/results/test_query.py); when the schema
-changes, bump SCHEMA_VERSION and write a new ``v<N>`` directory instead of overwriting this one.
+``v1`` holds the files of the first release (schema 1, read as 1.0); they must stay readable and resumable by
+the current code (tests/results/test_evolution.py). When the schema changes, bump SCHEMA_VERSION in
+results/schema.py and run this script: it writes a new directory and never overwrites an older one.
 """
 
 from __future__ import annotations
@@ -15,12 +16,29 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from results.schema import SCHEMA_VERSION
 from results.tables import StudyTables
 
 STUDY = "golden"
 OBJECTIVE = "val_dice_fg"
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 BUDGET = 6
+# The hyperparameter columns of the golden study: the trial record of the first release, frozen here.
+PARAM_TYPES = {
+    "lr": float,
+    "weight_decay": float,
+    "base_channels": int,
+    "depth": int,
+    "loss": str,
+    "lr_schedule": str,
+    "pos_weight": float,
+    "class_weighting": str,
+    "dice_weight": float,
+    "focal_gamma": float,
+    "focal_alpha": float,
+    "tversky_alpha": float,
+    "tversky_beta": float,
+}
 
 # trial_id: (task, status, epochs run, quality, params)
 TRIALS: dict[str, tuple[str, str, int, float, dict]] = {
@@ -90,10 +108,13 @@ def populate(tables: StudyTables) -> None:
 
 
 def write(tables_dir: Path) -> StudyTables:
-    tables = StudyTables(tables_dir, STUDY, OBJECTIVE)
+    tables = StudyTables(tables_dir, STUDY, OBJECTIVE, PARAM_TYPES)
     populate(tables)
     return tables
 
 
 if __name__ == "__main__":
-    write(Path(__file__).resolve().parent / "v1")
+    out = Path(__file__).resolve().parent / f"v{SCHEMA_VERSION}"
+    if out.exists():
+        sys.exit(f"{out} exists: golden files of a released version are never rewritten; bump SCHEMA_VERSION")
+    write(out)

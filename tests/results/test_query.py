@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,12 @@ import pytest
 
 from results import query
 from results.query import TableError
-from results.schema import EPOCHS_SCHEMA, SCHEMA_VERSION_KEY, TRIALS_SCHEMA
+from results.schema import EPOCHS_SCHEMA, SCHEMA_VERSION_KEY, param_columns, trials_schema
 from results.tables import StudyTables
 from tests.assets import make_golden
 
 GOLDEN = Path(__file__).resolve().parents[1] / "assets" / "v1"
+TRIALS_SCHEMA = trials_schema(param_columns(make_golden.PARAM_TYPES))
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +46,8 @@ def _big_epochs(n: int = 20_000) -> pa.Table:
 
 def _expect_table_error(study_dir: Path, loader, match: str) -> TableError:
     path = (study_dir / "tables" / ("epochs.parquet" if loader is query.load_epochs else "trials.parquet")).absolute()
-    start = time.perf_counter()
     with pytest.raises(TableError) as info:
         loader(study_dir)
-    assert time.perf_counter() - start < 1.0
     message = str(info.value)
     assert str(path) in message
     assert info.value.path == path
@@ -103,17 +101,25 @@ def _rewrite(study: Path, tmp_path: Path, change) -> None:
 
 
 def test_unknown_column(study, tmp_path):
-    _rewrite(study, tmp_path, lambda t: t.append_column("param_momentum", pa.array([0.9] * len(t))))
-    _expect_table_error(tmp_path, query.load_trials, "unknown column 'param_momentum'")
+    _rewrite(study, tmp_path, lambda t: t.append_column("momentum", pa.array([0.9] * len(t))))
+    _expect_table_error(tmp_path, query.load_trials, "unknown column 'momentum'")
 
 
 def test_retyped_column(study, tmp_path):
     def retype(t: pa.Table) -> pa.Table:
-        i = t.schema.get_field_index("param_depth")
-        return t.set_column(i, "param_depth", t.column(i).cast(pa.float64()))
+        i = t.schema.get_field_index("epochs_completed")
+        return t.set_column(i, "epochs_completed", t.column(i).cast(pa.float64()))
 
     _rewrite(study, tmp_path, retype)
-    _expect_table_error(tmp_path, query.load_trials, "column 'param_depth' has type double, expected int64")
+    _expect_table_error(tmp_path, query.load_trials, "column 'epochs_completed' has type double, expected int32")
+
+
+def test_hyperparameter_columns_are_an_open_typed_set(study, tmp_path):
+    # A parameter this version does not list reads fine (a newer loss catalogue); its type must be a param type.
+    _rewrite(study, tmp_path, lambda t: t.append_column("param_momentum", pa.array([0.9] * len(t))))
+    assert query.load_trials(tmp_path)["param_momentum"].tolist() == [0.9] * 7
+    _rewrite(study, tmp_path, lambda t: t.append_column("param_when", pa.array([b"x"] * len(t), pa.binary())))
+    _expect_table_error(tmp_path, query.load_trials, "hyperparameter column 'param_when' has type binary")
 
 
 def test_missing_column(study, tmp_path):
@@ -121,12 +127,13 @@ def test_missing_column(study, tmp_path):
     _expect_table_error(tmp_path, query.load_trials, "missing column 'node'")
 
 
-def test_other_schema_version(study, tmp_path):
+@pytest.mark.parametrize(("version", "match"), [(b"2", "schema version 2.0 is newer"), (b"1.x", "not a version")])
+def test_newer_or_garbled_schema_version(study, tmp_path, version, match):
     shutil.copytree(study, tmp_path, dirs_exist_ok=True)
     path = tmp_path / "tables" / "trials.parquet"
-    table = pq.read_table(path).replace_schema_metadata({SCHEMA_VERSION_KEY: b"2"})
+    table = pq.read_table(path).replace_schema_metadata({SCHEMA_VERSION_KEY: version})
     pq.write_table(table, path)
-    _expect_table_error(tmp_path, query.load_trials, "schema version 2")
+    _expect_table_error(tmp_path, query.load_trials, match)
 
 
 def test_writer_refuses_damaged_table_and_leaves_it(study, tmp_path):
@@ -134,7 +141,7 @@ def test_writer_refuses_damaged_table_and_leaves_it(study, tmp_path):
     path = tmp_path / "tables" / "epochs.parquet"
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(TableError):
-        StudyTables(tmp_path / "tables", make_golden.STUDY, make_golden.OBJECTIVE)
+        StudyTables(tmp_path / "tables", make_golden.STUDY, make_golden.OBJECTIVE, make_golden.PARAM_TYPES)
     assert path.stat().st_size == 100
 
 

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 
 from datamodules.collate import Batch
+from models.metrics import TRAIN_LOSS, VAL_LOSS
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -19,7 +20,8 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class FiniteLossGuard(Callback):
-    """Raises at the first non-finite training loss (Lightning's own checks stop quietly instead)."""
+    """The one non-finite loss check: raises at the first NaN or infinite training loss, and at a non-finite
+    epoch validation loss, before anything is reported (Lightning's own checks stop quietly instead)."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
@@ -27,6 +29,12 @@ class FiniteLossGuard(Callback):
             raise NonFiniteLossError(
                 f"non-finite training loss {loss.item()} at epoch {trainer.current_epoch + 1}, batch {batch_idx}"
             )
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:  # after validation; before reporting callbacks
+        for name in (TRAIN_LOSS, VAL_LOSS):
+            value = trainer.callback_metrics.get(name)
+            if value is not None and not math.isfinite(float(value)):
+                raise NonFiniteLossError(f"non-finite {name} {float(value)} at epoch {trainer.current_epoch + 1}")
 
 
 class EpochStats(Callback):

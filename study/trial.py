@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -17,7 +16,7 @@ from lightning.pytorch.callbacks import Callback
 from ray import tune
 
 from datamodules.welllog import WellLogDataModule
-from models.losses import class_weights_from_frequencies
+from models.hparams import TrialParams, loss_kwargs
 from models.metric_names import METRICS
 from models.segmenter import Segmenter
 from study.faults import FaultInjector
@@ -39,35 +38,7 @@ class RunSettings:
     num_workers: int
     cpus: float
     objective: str
-
-
-@dataclass(frozen=True)
-class TrialParams:
-    """The searched hyperparameters, typed. Loss parameters a trial's loss does not use keep defaults."""
-
-    lr: float
-    weight_decay: float
-    base_channels: int
-    depth: int
-    loss: str
-    lr_schedule: str
-    pos_weight: float = 1.0
-    class_weighting: str = "none"
-    dice_weight: float = 1.0
-    focal_gamma: float = 2.0
-    focal_alpha: float = 0.25
-    tversky_alpha: float = 0.3
-    tversky_beta: float = 0.7
-
-    @classmethod
-    def from_config(cls, config: dict) -> TrialParams:
-        """The one place Tune's config dict becomes typed values; unknown keys are an error."""
-        types = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(config) - set(types))
-        if unknown:
-            raise ValueError(f"unknown hyperparameters {unknown}; expected a subset of {sorted(types)}")
-        cast = {"float": float, "int": int, "str": str}
-        return cls(**{k: cast[types[k]](v) for k, v in config.items()})
+    class_frequencies: tuple[float, ...] | None = None  # measured once per study (study/tuner.py)
 
 
 class TuneReport(Callback):
@@ -87,9 +58,6 @@ class TuneReport(Callback):
         metrics = {k: float(v) for k, v in logged.items() if k in METRICS}
         if self.objective not in metrics:
             raise KeyError(f"objective {self.objective!r} was not logged; logged: {sorted(logged)}")
-        for name in ("train_loss", "val_loss"):
-            if not math.isfinite(metrics.get(name, 0.0)):
-                raise FloatingPointError(f"non-finite {name} at epoch {trainer.current_epoch + 1}")
         metrics.update(self.stats.summary(trainer), epoch=trainer.current_epoch + 1, node=_node())
         metrics["setup_seconds"] = self.stats.first_step_at - self.entered  # data, model, Trainer, resume
         metrics["process_to_first_step_seconds"] = self.stats.first_step_at - self.process_started
@@ -103,27 +71,18 @@ def _node() -> str:
     return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
 
 
-def build_segmenter(params: TrialParams, run: RunSettings, datamodule: WellLogDataModule) -> Segmenter:
-    class_weights = None
-    if run.task == "multiclass" and params.class_weighting != "none":
-        freqs = datamodule.class_frequencies()
-        class_weights = tuple(float(w) for w in class_weights_from_frequencies(freqs, params.class_weighting))
+def build_segmenter(params: TrialParams, run: RunSettings) -> Segmenter:
     return Segmenter(
         run.task,
         base_channels=params.base_channels,
         depth=params.depth,
         loss=params.loss,
+        loss_params=loss_kwargs(params, run.task),
+        class_frequencies=run.class_frequencies,
         lr=params.lr,
         weight_decay=params.weight_decay,
         lr_schedule=params.lr_schedule,
         max_epochs=run.epochs,
-        pos_weight=params.pos_weight,
-        class_weights=class_weights,
-        dice_weight=params.dice_weight,
-        focal_gamma=params.focal_gamma,
-        focal_alpha=params.focal_alpha,
-        tversky_alpha=params.tversky_alpha,
-        tversky_beta=params.tversky_beta,
     )
 
 
@@ -135,7 +94,7 @@ def train_trial(config: dict, run: RunSettings) -> None:
     datamodule = WellLogDataModule(
         run.task, run.n_instances, run.batch_size, scale=run.scale, seed=run.seed, num_workers=run.num_workers
     )
-    model = build_segmenter(params, run, datamodule)
+    model = build_segmenter(params, run)
     stats = EpochStats()
     callbacks: list[Callback] = [stats, TuneReport(stats, run.objective)]
     injector = FaultInjector.from_env(tune.get_context().get_trial_id())  # None unless a fault test set it

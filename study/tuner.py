@@ -3,54 +3,33 @@
 from __future__ import annotations
 
 import logging
-import math
 
+import pandas as pd
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
 
+from datamodules.welllog import WellLogDataModule
+from models.losses import CLASS_WEIGHTING, LOSSES
 from models.metric_names import mode_of
+from results.query import load_trials
 from results.tables import StudyTables
 from study.callbacks import TablesCallback
 from study.config import StudyConfig
-from study.space import Space, sampler
+from study.search import StudySearch, journal_path, reconcile
+from study.space import Space
 from study.trial import RunSettings, train_trial
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 2  # a crashed trial is retried from its last checkpoint this many times, then marked ERROR
 
 
-class StudySearch(OptunaSearch):
-    """OptunaSearch that tells Optuna FAIL for errored or non-finite trials.
-
-    Ray's wrapper tells COMPLETE with the last reported value even when the trial errored, and a NaN
-    value makes Optuna refuse the tell, leaving the trial RUNNING in the Optuna study forever.
-    """
-
-    def _adopt(self, trial_id: str, result: dict) -> None:
-        """A trial Ray restarted under a new id (``--restart-errored``) was never suggested by Optuna: ask
-        Optuna for a trial with the same parameters (enqueued, then replayed through the space)."""
-        params = {k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("config/")}
-        self._ot_study.enqueue_trial({k: v for k, v in params.items() if k != "tversky_beta"})
-        ot_trial = self._ot_study.ask()
-        self._space(ot_trial)
-        self._ot_trials[trial_id] = ot_trial
-        log.info("Optuna trial %d stands for restarted trial %s", ot_trial.number, trial_id)
-
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id not in self._ot_trials:
-            self._adopt(trial_id, result)
-        super().on_trial_result(trial_id, result)
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id not in self._ot_trials:
-            if not result:
-                return  # restarted, then failed before its first result: nothing to tell Optuna
-            self._adopt(trial_id, result)
-        value = (result or {}).get(self.metric)
-        if error or value is None or not math.isfinite(value):
-            result, error = None, True
-        super().on_trial_complete(trial_id, result=result, error=error)
+def class_frequencies(cfg: StudyConfig, task: str) -> tuple[float, ...] | None:
+    """Measured once per study on the driver, where a loss of the task can weight classes by them."""
+    if not any(CLASS_WEIGHTING in spec.params for spec in LOSSES[task].values()):
+        return None
+    preset = cfg.task_presets[task]
+    data = WellLogDataModule(task, preset.n_instances, preset.batch_size, scale=preset.scale, seed=cfg.seed)
+    return data.class_frequencies()
 
 
 def run_settings(cfg: StudyConfig, task: str) -> RunSettings:
@@ -65,6 +44,7 @@ def run_settings(cfg: StudyConfig, task: str) -> RunSettings:
         num_workers=cfg.num_workers(),
         cpus=cfg.cpus_per_trial,
         objective=cfg.metric,
+        class_frequencies=class_frequencies(cfg, task),
     )
 
 
@@ -90,10 +70,13 @@ def max_concurrent(cfg: StudyConfig, cluster: dict[str, float]) -> int:
 def build_tuner(cfg: StudyConfig, task: str, concurrency: int) -> tune.Tuner:
     mode = mode_of(cfg.metric)
     search = StudySearch(
-        space=Space(task, cfg.task_presets[task]),
+        Space(task, cfg.task_presets[task]),
+        journal_path(cfg.study_dir, task),
+        task,
         metric=cfg.metric,
         mode=mode,
-        sampler=sampler(cfg.seed),
+        max_epochs=cfg.epochs,
+        seed=cfg.seed,
     )
     scheduler = ASHAScheduler(
         time_attr="epoch",
@@ -158,3 +141,14 @@ def run_task(cfg: StudyConfig, task: str, concurrency: int) -> tune.ResultGrid:
     results = tuner.fit()
     record_best_checkpoints(cfg, results)
     return results
+
+
+def close_optuna_study(cfg: StudyConfig, task: str) -> int:
+    """Once every planned trial of the task has finished: no Optuna trial stays RUNNING (see ``reconcile``)."""
+    trials = load_trials(cfg.study_dir)
+    rows = trials[trials["task"] == task]
+    outcomes = {
+        str(r.trial_id): (str(r.status), None if pd.isna(r.objective_best) else float(r.objective_best))
+        for r in rows.itertuples()
+    }
+    return reconcile(journal_path(cfg.study_dir, task), task, outcomes)

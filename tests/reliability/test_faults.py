@@ -68,7 +68,7 @@ def test_errored_trial_then_resume(tmp_path, restart):
 
 
 def test_nan_loss_ends_the_trial_in_error_and_fail_in_optuna(tmp_path):
-    from ray.tune.search.optuna import OptunaSearch
+    from study.search import journal_path, open_study
 
     epochs = 3
     study_dir, _, args = _args(tmp_path, "nan", 2, epochs)
@@ -82,10 +82,9 @@ def test_nan_loss_ends_the_trial_in_error_and_fail_in_optuna(tmp_path):
     good = trials[trials["status"] != "error"]
     assert good["objective_best"].notna().all()
     assert (good["objective_best"].abs() < float("inf")).all()
-    # Optuna's view, from the searcher state Tune saved: no trial left RUNNING, the NaN one FAILed.
-    searcher = OptunaSearch()
-    searcher.restore_from_dir(str(study_dir / "binary"))
-    states = sorted(t.state.name for t in searcher._ot_study.trials)
+    # Optuna's view, from the study's journal: no trial left RUNNING, the NaN one FAILed.
+    ot = open_study(journal_path(study_dir, "binary"), "binary")
+    states = sorted(t.state.name for t in ot.trials)
     assert "RUNNING" not in states
     assert states.count("FAIL") == 1
     assert len(states) == 2

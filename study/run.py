@@ -12,19 +12,22 @@ import os
 import re
 import stat
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
+from datamodules.labels import TASKS
 from models.metric_names import DEFAULT_OBJECTIVE, OBJECTIVES
+from results.schema import FINAL_STATUSES
 from study.config import PRESETS, StudyConfig, expand_tasks
 
 STUDY_FILE = "study.json"
-FINAL_STATUSES = ("completed", "stopped_early", "error")
 EXIT_OK, EXIT_TRIAL_ERRORS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-# Flags that define the plan of a study; with --resume the saved plan is used and these may not change it.
+# Flags that define the plan of a study (argparse dests). With --resume the saved plan is used: these may be
+# repeated with the saved values (the up-arrow habit), never changed.
 PLAN_FLAGS = (
     "task", "preset", "num_samples", "epochs", "max_concurrent", "gpus_per_trial",
     "cpus_per_trial", "seed", "metric", "instances", "scale",
@@ -63,7 +66,7 @@ def _non_negative_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m study.run", description=__doc__.splitlines()[0])
     g = p.add_argument_group("study")
-    g.add_argument("--task", choices=("binary", "multiclass", "both"), help="which task(s) to tune (default: both)")
+    g.add_argument("--task", choices=(*TASKS, "both"), help="which task(s) to tune (default: both)")
     g.add_argument(
         "--preset",
         choices=("auto", *PRESETS),
@@ -100,7 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="./runs",
         help="where studies live: a path, or a file:// URI; shared by all nodes (default: ./runs)",
     )
-    s.add_argument("--resume", action="store_true", help="continue the interrupted study --name, with its saved plan")
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted study --name with its saved plan (plan flags may be repeated, not changed)",
+    )
     s.add_argument(
         "--restart-errored",
         action="store_true",
@@ -154,20 +161,69 @@ def _load_study(study_dir: Path) -> StudyConfig:
         cfg = StudyConfig.from_json(marker.read_text()).with_resume()
     except (ValueError, TypeError, KeyError) as exc:
         raise UsageError(f"{marker} is damaged or from another version ({exc}); start a new study") from None
-    from results.query import TableError, load_epochs, load_trials
+    from models.hparams import param_types
+    from results.query import TableError
+    from results.tables import check_resumable
 
-    try:  # a damaged table must stop the resume before Ray starts, not inside Tune's callback
-        if (cfg.tables_dir / "trials.parquet").exists():
-            load_trials(study_dir)
-        if (cfg.tables_dir / "epochs.parquet").exists():
-            load_epochs(study_dir)
+    try:  # a damaged or newer table must stop the resume before Ray starts, not inside Tune's callback
+        check_resumable(cfg.tables_dir, param_types())
     except TableError as exc:
         raise UsageError(f"{exc}; move the damaged file aside to resume without its rows") from None
     return cfg
 
 
-def validate(args: argparse.Namespace) -> argparse.Namespace:
-    """Checks every flag; raises UsageError (one line). Nothing is written and Ray is not started."""
+@dataclass(frozen=True)
+class Request:
+    """The command line, validated: what to run. Making one writes nothing and starts no Ray."""
+
+    storage: Path
+    name: str
+    resume: bool
+    plan: dict[str, Any]  # the plan flags given (argparse dest -> value)
+    saved: StudyConfig | None  # the study being resumed
+    address: str | None
+    dashboard: bool
+    dashboard_host: str
+    restart_errored: bool
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _saved_matches(cfg: StudyConfig, dest: str, given: Any) -> tuple[bool, Any]:
+    """Whether the flag value ``given`` agrees with the saved plan, and the saved value in the flag's terms."""
+    presets = [cfg.task_presets[t] for t in cfg.tasks]
+    if dest == "task":
+        saved = "both" if tuple(cfg.tasks) == TASKS else ",".join(cfg.tasks)
+        return expand_tasks(given) == tuple(cfg.tasks), saved
+    if dest == "preset":  # auto chose the saved preset when the study started
+        return given in ("auto", cfg.preset), cfg.preset
+    if dest in ("instances", "scale"):
+        attr = "n_instances" if dest == "instances" else "scale"
+        values = sorted({getattr(p, attr) for p in presets})
+        return values == [given], values[0] if len(values) == 1 else values
+    saved = getattr(cfg, dest)
+    return saved == given, saved
+
+
+def check_same_plan(cfg: StudyConfig, plan: dict[str, Any]) -> None:
+    """UsageError naming every plan flag whose value differs from the saved plan, with both values."""
+    differ = []
+    for dest, given in plan.items():
+        same, saved = _saved_matches(cfg, dest, given)
+        if not same:
+            differ.append(f"{_flag(dest)} saved {saved}, given {given}")
+    if differ:
+        raise UsageError(
+            f"--resume continues study {cfg.name!r} with its saved plan, and these flags differ from it: "
+            f"{'; '.join(differ)}; drop them or give the saved values"
+        )
+
+
+def parse(argv: list[str] | None) -> Request:
+    """Arguments to a Request; UsageError (one line) for any mistake. Reads a study to resume, writes nothing."""
+    args = build_parser().parse_args(argv)
     if args.metric is not None and args.metric not in OBJECTIVES:
         raise UsageError(f"unknown --metric {args.metric!r}; choose one of: {', '.join(OBJECTIVES)}")
     if args.scale is not None and not 0.02 <= args.scale <= 1.0:
@@ -178,62 +234,77 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         raise UsageError("--cpus-per-trial must be > 0 (a trial needs a CPU to run on)")
     if args.name is not None and not NAME_RE.match(args.name):
         raise UsageError(f"--name {args.name!r} must be letters, digits, '.', '_' or '-' (max 128)")
-    args.storage_path = _storage_path(args.storage)
     if args.restart_errored and not args.resume:
         raise UsageError("--restart-errored only applies with --resume")
+    storage = _storage_path(args.storage)
+    plan = {dest: getattr(args, dest) for dest in PLAN_FLAGS if getattr(args, dest) is not None}
+    saved = None
     if args.resume:
         if args.name is None:
             raise UsageError("--resume needs --name of the study to continue")
-        given = [f"--{f.replace('_', '-')}" for f in PLAN_FLAGS if getattr(args, f) is not None]
-        if given:
-            raise UsageError(f"{', '.join(given)} cannot change a study being resumed; drop them (its plan is saved)")
-        args.loaded = _load_study(args.storage_path / args.name)
+        saved = _load_study(storage / args.name)
+        check_same_plan(saved, plan)
+        name = args.name
     else:
-        parent = next(p for p in [args.storage_path, *args.storage_path.parents] if p.exists())
+        parent = next(p for p in [storage, *storage.parents] if p.exists())
         if not os.access(parent, os.W_OK):
-            raise UsageError(f"--storage {args.storage_path} is not writable by you; choose another directory")
-        args.name = args.name or datetime.now(timezone.utc).strftime("study-%Y%m%d-%H%M%S")
-        if (args.storage_path / args.name).exists():
+            raise UsageError(f"--storage {storage} is not writable by you; choose another directory")
+        name = args.name or datetime.now(timezone.utc).strftime("study-%Y%m%d-%H%M%S")
+        if (storage / name).exists():
             raise UsageError(
-                f"study {args.name!r} already exists in {args.storage_path}; "
-                "use --resume to continue it, or choose another --name"
+                f"study {name!r} already exists in {storage}; use --resume to continue it, or choose another --name"
             )
-    return args
-
-
-def pick(flag, default):
-    """A flag's value where given, else the preset's."""
-    return default if flag is None else flag
-
-
-def resolve(args: argparse.Namespace, gpus_seen: bool) -> StudyConfig:
-    """Preset values, then the flags over them."""
-    name = args.preset or "auto"
-    preset = PRESETS["full" if gpus_seen else "smoke"] if name == "auto" else PRESETS[name]
-    if name == "auto":
-        print(f"preset auto -> {preset.name}: Ray sees {'GPUs' if gpus_seen else 'no GPU'}")
-    return StudyConfig(
-        name=args.name,
-        storage=str(args.storage_path),
-        preset=preset.name,
-        tasks=expand_tasks(args.task or "both"),
-        task_presets={
-            task: replace(tp, n_instances=pick(args.instances, tp.n_instances), scale=pick(args.scale, tp.scale))
-            for task, tp in preset.tasks.items()
-        },
-        epochs=pick(args.epochs, preset.epochs),
-        num_samples=pick(args.num_samples, preset.num_samples),
-        max_concurrent=args.max_concurrent,
-        gpus_per_trial=pick(args.gpus_per_trial, preset.gpus_per_trial),
-        cpus_per_trial=pick(args.cpus_per_trial, preset.cpus_per_trial),
-        grace_period=preset.grace_period,
-        reduction_factor=preset.reduction_factor,
-        seed=pick(args.seed, 0),
-        metric=pick(args.metric, DEFAULT_OBJECTIVE),
+    return Request(
+        storage=storage,
+        name=name,
+        resume=args.resume,
+        plan=plan,
+        saved=saved,
         address=args.address,
         dashboard=not args.no_dashboard,
         dashboard_host=args.dashboard_host,
+        restart_errored=args.restart_errored,
     )
+
+
+def study_config(req: Request, gpus_seen: bool) -> tuple[StudyConfig, str]:
+    """The StudyConfig a request runs, and how its preset was chosen. Pure: no Ray, nothing written.
+
+    Resuming gives the saved study; a new study takes its preset's values with the plan flags over them
+    (``--preset auto``: ``full`` where Ray sees GPUs, else ``smoke``).
+    """
+    if req.saved is not None:
+        cfg = replace(req.saved, address=req.address or req.saved.address, restart_errored=req.restart_errored)
+        return cfg.with_resume(), f"preset {cfg.preset} (saved)"
+    plan = req.plan
+    asked = plan.get("preset", "auto")
+    preset = PRESETS["full" if gpus_seen else "smoke"] if asked == "auto" else PRESETS[asked]
+    how = f"preset {preset.name}"
+    if asked == "auto":
+        how += f" (auto: Ray sees {'GPUs' if gpus_seen else 'no GPU'})"
+    cfg = StudyConfig(
+        name=req.name,
+        storage=str(req.storage),
+        preset=preset.name,
+        tasks=expand_tasks(plan.get("task", "both")),
+        task_presets={
+            task: replace(tp, n_instances=plan.get("instances", tp.n_instances), scale=plan.get("scale", tp.scale))
+            for task, tp in preset.tasks.items()
+        },
+        epochs=plan.get("epochs", preset.epochs),
+        num_samples=plan.get("num_samples", preset.num_samples),
+        max_concurrent=plan.get("max_concurrent"),
+        gpus_per_trial=plan.get("gpus_per_trial", preset.gpus_per_trial),
+        cpus_per_trial=plan.get("cpus_per_trial", preset.cpus_per_trial),
+        grace_period=preset.grace_period,
+        reduction_factor=preset.reduction_factor,
+        seed=plan.get("seed", 0),
+        metric=plan.get("metric", DEFAULT_OBJECTIVE),
+        address=req.address,
+        dashboard=req.dashboard,
+        dashboard_host=req.dashboard_host,
+    )
+    return cfg, how
 
 
 def _check_fits(cfg: StudyConfig, resources: dict[str, float]) -> None:
@@ -283,38 +354,31 @@ def _report(cfg: StudyConfig) -> int:
     return EXIT_TRIAL_ERRORS if len(errored) else EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        args = validate(build_parser().parse_args(argv))
-    except UsageError as exc:
-        print(f"study.run: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+def run(req: Request) -> int:
+    """Starts (or joins) Ray, runs the request's study to its end, returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.umask(os.umask(0) | 0o022)  # nothing this study writes may be writable by other users
 
     from study import cluster
-    from study.tuner import max_concurrent, run_task
+    from study.tuner import close_optuna_study, max_concurrent, run_task
 
     try:
-        cfg = args.loaded if args.resume else None
-        address = cfg.address if cfg and not args.address else args.address
-        url = cluster.start(address=address, dashboard=not args.no_dashboard, dashboard_host=args.dashboard_host)
+        address = req.address or (req.saved.address if req.saved else None)
+        url = cluster.start(address=address, dashboard=req.dashboard, dashboard_host=req.dashboard_host)
         if url:
             print(f"Ray dashboard: {url}  (sign in with the token in {cluster.token_path()}, or `ray get-auth-token`)")
-        if cfg is None:
-            cfg = resolve(args, cluster.sees_gpus())
+        cfg, how = study_config(req, cluster.sees_gpus())
+        if not cfg.resume:
             if not cfg.address:  # a local instance will not grow: a trial it cannot place would wait forever
                 _check_fits(cfg, cluster.cluster_resources())
             _create_study(cfg)
-        else:
-            cfg = replace(cfg, address=address, restart_errored=args.restart_errored)
-        if cfg.address and not args.resume:
-            print(f"cluster {cfg.address}: every node must reach --storage {cfg.storage}")
         concurrency = max_concurrent(cfg, cluster.cluster_resources())
         print(
-            f"study {cfg.name}: {', '.join(cfg.tasks)}, {cfg.num_samples} trials x {cfg.epochs} epochs per task, "
-            f"{concurrency} at once, objective {cfg.metric}; storage {cfg.study_dir}"
+            f"study {cfg.name}: {how}; {', '.join(cfg.tasks)}, {cfg.num_samples} trials x {cfg.epochs} epochs "
+            f"per task, {concurrency} at once, objective {cfg.metric}; storage {cfg.study_dir}"
         )
+        if cfg.address and not cfg.resume:
+            print(f"cluster {cfg.address}: every node must reach --storage {cfg.storage}")
         for task in cfg.tasks:
             run_task(cfg, task, concurrency)
             finished = _finished(cfg, task)
@@ -322,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"interrupted: {task} has {finished}/{cfg.num_samples} trials finished; continue with:")
                 print(f"  python -m study.run --resume --name {cfg.name} --storage {cfg.storage}")
                 return EXIT_INTERRUPTED
+            close_optuna_study(cfg, task)
         return _report(cfg)
     except UsageError as exc:
         print(f"study.run: error: {exc}", file=sys.stderr)
@@ -331,6 +396,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     finally:
         cluster.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Line by line, also into a file or a pipe: the dashboard URL and the plan are the first lines of a log.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
+    try:
+        req = parse(argv)
+    except UsageError as exc:
+        print(f"study.run: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run(req)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from study.run import main
+from study.run import main, parse, study_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,15 +99,58 @@ def test_resume_refuses_a_directory_others_can_write(tmp_path, home, capsys):
     assert "chmod" in err
 
 
-def test_resume_may_not_change_the_plan(tmp_path, home, capsys):
-    code, _, err = _run(["--storage", str(tmp_path), "--name", "x", "--resume", "--epochs", "3"], capsys)
+def _saved_study(tmp_path, **changes):
+    """A study directory with a saved plan, as `python -m study.run --task binary ...` leaves it."""
+    from study.config import SMOKE, StudyConfig
+
+    presets = {t: replace(p, n_instances=6, scale=0.05) for t, p in SMOKE.tasks.items()}
+    fields = dict(
+        name="x", storage=str(tmp_path / "runs"), preset="smoke", tasks=("binary",), task_presets=presets,
+        epochs=4, num_samples=3, max_concurrent=None, gpus_per_trial=0.0, cpus_per_trial=1.0, grace_period=1,
+        reduction_factor=2, seed=0, metric="val_dice_fg",
+    )  # fmt: skip
+    cfg = StudyConfig(**{**fields, **changes})
+    cfg.study_dir.mkdir(parents=True)
+    (cfg.study_dir / "study.json").write_text(cfg.to_json())
+    return cfg
+
+
+def test_resume_accepts_the_same_plan_flags_the_up_arrow_way(tmp_path, home):
+    cfg = _saved_study(tmp_path)
+    argv = ["--task", "binary", "--num-samples", "3", "--epochs", "4", "--instances", "6", "--scale", "0.05",
+            "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--seed", "0", "--metric", "val_dice_fg",
+            "--preset", "auto", "--storage", str(tmp_path / "runs"), "--name", "x", "--resume"]  # fmt: skip
+    req = parse(argv)
+    assert req.saved == cfg
+    resumed, how = study_config(req, gpus_seen=True)  # auto on a GPU machine still resumes the saved smoke plan
+    assert resumed == cfg and resumed.resume
+    assert "smoke" in how
+
+
+@pytest.mark.parametrize(
+    ("flags", "needles"),
+    [
+        (["--epochs", "6"], ["--epochs saved 4, given 6"]),
+        (["--task", "both"], ["--task saved binary, given both"]),
+        (["--num-samples", "3", "--seed", "7", "--scale", "0.1"], ["--seed saved 0, given 7", "--scale saved 0.05"]),
+        (["--preset", "full"], ["--preset saved smoke, given full"]),
+    ],
+)
+def test_resume_refuses_a_changed_plan_naming_both_values(tmp_path, home, capsys, flags, needles):
+    cfg = _saved_study(tmp_path)
+    before = (cfg.study_dir / "study.json").read_text()
+    code, _, err = _run([*flags, "--storage", str(tmp_path / "runs"), "--name", "x", "--resume"], capsys)
     assert code == 2
-    assert "--epochs" in err
+    assert len(err.strip().splitlines()) == 1
+    for needle in needles:
+        assert needle in err
+    assert "--num-samples" not in err  # a repeated, equal flag is not a change
+    assert (cfg.study_dir / "study.json").read_text() == before
+    assert not (home / ".ray").exists()
 
 
-def test_bad_input_is_fast_and_starts_no_ray_as_a_command(tmp_path):
+def test_bad_input_starts_no_ray_as_a_command(tmp_path):
     env = {**os.environ, "HOME": str(tmp_path)}
-    start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "study.run", "--task", "nope", "--storage", str(tmp_path / "runs")],
         cwd=REPO,
@@ -116,13 +159,11 @@ def test_bad_input_is_fast_and_starts_no_ray_as_a_command(tmp_path):
         text=True,
         timeout=60,
     )
-    elapsed = time.monotonic() - start
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / ".ray").exists()
     assert not (tmp_path / "runs").exists()
-    assert elapsed < 10  # generous on a loaded 2-core machine; the point is "before Ray starts"
 
 
 def test_help_documents_every_flag(capsys):

@@ -8,9 +8,29 @@ import sys
 import time
 
 import pytest
+from optuna.trial import TrialState
 
 from results.query import best_trials, load_epochs, load_trials
+from study.search import RAY_TRIAL_ID, journal_path, open_study
 from tests.study.helpers import REPO, TINY, check_tables, env_for, study
+
+OPTUNA_STATE = {"completed": TrialState.COMPLETE, "stopped_early": TrialState.PRUNED, "error": TrialState.FAIL}
+
+
+def check_optuna_agrees(study_dir, trials) -> None:
+    """Each task's Optuna study (journal file) holds every trial, in the state the tables give, none RUNNING."""
+    for task, rows in trials.groupby("task"):
+        ot = open_study(journal_path(study_dir, str(task)), str(task))
+        latest = {t.user_attrs[RAY_TRIAL_ID]: t for t in sorted(ot.trials, key=lambda t: t.number)}
+        assert not [t for t in ot.trials if t.state == TrialState.RUNNING]
+        for row in rows.itertuples():
+            frozen = latest[row.trial_id]
+            assert frozen.state == OPTUNA_STATE[row.status], (row.trial_id, row.status, frozen.state)
+            if row.status == "completed":
+                assert frozen.value == row.objective_best
+            if row.status == "stopped_early":
+                assert len(frozen.intermediate_values) == row.epochs_completed
+
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +53,28 @@ def test_both_tasks_end_to_end(tmp_path):
     for name in ("param_lr", "param_weight_decay", "param_base_channels", "param_depth"):
         assert trials[name].notna().all()
     assert str(trials["param_depth"].dtype) == "Int64"
+    check_optuna_agrees(study_dir, trials)
+    # Without a dashboard, the plan is the first line of the output.
+    assert proc.stdout.splitlines()[0].startswith("study e2e: preset smoke (auto: Ray sees no GPU); binary, multiclass")
+
+
+def test_the_dashboard_url_and_the_plan_reach_a_redirected_log_first(tmp_path):
+    storage, log = tmp_path / "runs", tmp_path / "study.log"
+    args = ["--storage", str(storage), "--name", "log", "--task", "binary", "--num-samples", "1", "--epochs", "1"]
+    tiny = [a for a in TINY if a != "--no-dashboard"]
+    with open(log, "w") as out:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "study.run", *args, *tiny], cwd=REPO, env=env_for(tmp_path), stdout=out
+        )
+        deadline = time.monotonic() + 240
+        while len(log.read_text().splitlines()) < 2 and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        running = driver.poll() is None  # the lines arrived while the study runs, not when it exits
+        first = log.read_text().splitlines()[:2]
+        assert driver.wait(timeout=300) == 0
+    assert running, "the first lines were held back until the driver exited"
+    assert first[0].startswith("Ray dashboard: http://127.0.0.1:"), first
+    assert first[1].startswith("study log: preset smoke"), first
 
 
 def test_sigint_exits_130_and_resume_finishes_exactly_the_planned_trials(tmp_path):
@@ -58,9 +100,10 @@ def test_sigint_exits_130_and_resume_finishes_exactly_the_planned_trials(tmp_pat
     before = load_epochs(storage / "r")
     assert len(load_trials(storage / "r")) < 3 or (load_trials(storage / "r")["status"] == "running").any()
 
-    proc = study([*args[:4], "--resume"], tmp_path)
+    proc = study([*args, *TINY, "--max-concurrent", "1", "--resume"], tmp_path)  # the up-arrow habit
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    _trials, rows = check_tables(storage / "r", ("binary",), n_trials=3, epochs=3)
+    trials, rows = check_tables(storage / "r", ("binary",), n_trials=3, epochs=3)
+    check_optuna_agrees(storage / "r", trials)
     # Progress never went backwards: every epoch row from before the interrupt is still there.
     merged = before.merge(rows, on=["trial_id", "epoch"], how="left", indicator=True)
     assert (merged["_merge"] == "both").all()

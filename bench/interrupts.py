@@ -1,0 +1,125 @@
+"""What Ctrl-C and --resume cost: an uninterrupted study and the same study interrupted N times, side by side.
+
+    python -m bench.interrupts [--interrupts 4 --seed 20261128]
+
+Both studies run the real CLI (a binary study on tiny rasters, 2 trials x 4 epochs, 2 at once, CPU) with their own
+HOME. The interrupted one gets SIGINT at a seeded random moment after its trials start, then the same command
+plus ``--resume``, until it finishes. Printed: wall time of each, the factor, and where the difference goes:
+Ray start-up per driver start (process start to the first trial start), trial start-up (``setup_seconds`` the
+trials report: data, model, Trainer, checkpoint restore) and the epochs run twice. Short studies are dominated
+by these start-ups, which is why the factor is a benchmark figure and not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TASK = ["--task", "binary", "--num-samples", "2", "--epochs", "4", "--instances", "24", "--scale", "0.08"]
+CPU = ["--no-dashboard", "--cpus-per-trial", "1", "--max-concurrent", "2"]
+STARTED = "started with configuration"  # Ray Tune's line when a trial starts
+
+
+class Driver:
+    """`python -m study.run` in the background; notes when its first trial starts."""
+
+    def __init__(self, args: list[str], home: Path) -> None:
+        home.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "study.run", *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.first_trial_at: float | None = None
+        self.started = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if STARTED in line and self.first_trial_at is None:
+                self.first_trial_at = time.monotonic() - self.t0
+                self.started.set()
+
+    def wait(self) -> int:
+        return self.proc.wait(timeout=900)
+
+
+def _trial_stats(study_dir: Path) -> tuple[list[float], int]:
+    """setup_seconds of every trial (re)start, and epochs reported more than once, from Ray's result logs."""
+    setups, rerun = [], 0
+    for result in sorted(study_dir.glob("binary/trial_*/result.json")):
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        epochs = Counter(r["epoch"] for r in rows)
+        rerun += sum(n - 1 for n in epochs.values())
+        seen = set()
+        for r in rows:  # one setup per process the trial ran in
+            if r.get("setup_seconds") is not None and r["setup_seconds"] not in seen:
+                seen.add(r["setup_seconds"])
+                setups.append(float(r["setup_seconds"]))
+    return setups, rerun
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.interrupts", description=__doc__.splitlines()[0])
+    parser.add_argument("--interrupts", type=int, default=4, help="SIGINTs sent to the interrupted study")
+    parser.add_argument("--seed", type=int, default=20261128, help="seed of the interrupt moments")
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        storage = root / "runs"
+        calm = Driver(["--storage", str(storage), "--name", "calm", *TASK, *CPU], root / "h1")
+        if calm.wait() != 0:
+            print("the uninterrupted study failed", file=sys.stderr)
+            return 1
+        calm_wall = time.monotonic() - calm.t0
+
+        command = ["--storage", str(storage), "--name", "rough", *TASK, *CPU]
+        starts, sent, rough_wall, code = [], 0, 0.0, None
+        while code != 0:
+            driver = Driver(command if not starts else [*command, "--resume"], root / "h2")
+            if sent < args.interrupts and driver.started.wait(300):
+                time.sleep(rng.uniform(2.0, 4.0))
+                if driver.proc.poll() is None:
+                    driver.proc.send_signal(signal.SIGINT)
+                    sent += 1
+            code = driver.wait()
+            rough_wall += time.monotonic() - driver.t0
+            starts.append(driver.first_trial_at)
+            if code not in (0, 130):
+                print(f"the interrupted study exited {code}", file=sys.stderr)
+                return 1
+
+        calm_setup, _ = _trial_stats(storage / "calm")
+        rough_setup, rerun = _trial_stats(storage / "rough")
+    ray_starts = [s for s in starts if s is not None]
+    print(f"uninterrupted: {calm_wall:.1f} s, Ray start-up {calm.first_trial_at or float('nan'):.1f} s, "
+          f"trial start-ups {len(calm_setup)} x {sum(calm_setup) / max(1, len(calm_setup)):.1f} s")  # fmt: skip
+    print(f"interrupted {sent}x: {rough_wall:.1f} s over {len(starts)} driver starts, Ray start-up "
+          f"{sum(ray_starts):.1f} s in all, trial start-ups {len(rough_setup)} x "
+          f"{sum(rough_setup) / max(1, len(rough_setup)):.1f} s, epochs run twice: {rerun}")  # fmt: skip
+    extra_startup = (sum(ray_starts) - (calm.first_trial_at or 0.0)) + (sum(rough_setup) - sum(calm_setup)) / 2
+    print(f"factor interrupted / uninterrupted: {rough_wall / calm_wall:.2f}; "
+          f"without the extra start-ups: {(rough_wall - extra_startup) / calm_wall:.2f}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

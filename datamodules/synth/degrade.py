@@ -112,7 +112,7 @@ def finish(
     lut = 255.0 * (np.arange(256) / 255.0) ** scan.gamma
     if scan.binarise is not None:
         lut = np.where(lut >= 255.0 * scan.binarise, 255.0, 0.0)
-    out = np.rint(lut).astype(np.uint8)[q]
+    out = np.array(Image.fromarray(q).point(np.rint(lut).astype(np.uint8).tolist()))  # gamma (and threshold)
     n_sp = int(noise_rng.uniform(0, 0.002) * h * w)  # salt and pepper
     out.ravel()[noise_rng.integers(0, h * w, n_sp)] = noise_rng.choice(np.array([0, 255], np.uint8), n_sp)
     if scan.binarise is not None:  # 1-bit: a labelled curve pixel must be black

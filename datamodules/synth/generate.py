@@ -105,6 +105,7 @@ class Drawn:
 
 def draw(scene: Scene, frame: Frame) -> Drawn:
     """Rasterise the scene onto ``frame``: grid, text, shading, curves, marks, then paper and scanner."""
+    frame = replace(frame, blur=scene.scan.blur)
     h, w = frame.h, frame.w
     lay, rngs, s = scene.layout, scene.rngs, frame.s
     blank = frame.any_in_footprint(scene.blank)
@@ -125,28 +126,27 @@ def draw(scene: Scene, frame: Frame) -> Drawn:
     paths = [resample_path(tr.y, tr.seg, frame) for tr in scene.traces]
     draw_shading(rngs["shading"], t, lay, frame, _fills(scene.traces, paths))
 
-    blur = scene.scan.blur
     hws = [look.half_width(s) for look in scene.looks]
     strokes = [
-        stroke(p, hw, max(0.3, float(np.hypot(look.soft, blur)) * s), look.pen(s), h, w)
+        stroke(p, hw, frame.soft(look.soft), look.pen(s), h, w)
         for p, hw, look in zip(paths, hws, scene.looks, strict=True)
     ]
     label = np.zeros((h, w), np.uint8)
     owner = np.full((h, w), -1, np.int8)  # the curve whose label a pixel carries
-    tc = np.ones((h, w), np.float32)  # the curves' own transmittance layer
-    tf, lf, of = tc.ravel(), label.ravel(), owner.ravel()
-    for k in rngs["curves"].permutation(len(strokes)):  # random z-order; the later-drawn curve wins
-        k = int(k)
-        st, look = strokes[k], scene.looks[k]
-        tf[st.flat] *= 1.0 - look.dark * st.coverage * st.down
+    order = [int(k) for k in rngs["curves"].permutation(len(strokes))]  # random z-order; the later-drawn wins
+    lf, of = label.ravel(), owner.ravel()
+    for k in order:
+        st = strokes[k]
         lab = st.flat[(st.coverage >= 0.5) & st.down]
-        lf[lab] = look.cls
+        lf[lab] = scene.looks[k].cls
         of[lab] = k
     _ignore_on_borders(scene, grid, frame, strokes, label, owner)
     labelled = np.flatnonzero(of >= 0)
     t_under = t.ravel()[labelled]  # grid, text and shading under the curves
-    t *= tc
-    del tc
+    tf = t.ravel()
+    for k in order:
+        st = strokes[k]
+        tf[st.flat] *= 1.0 - scene.looks[k].dark * st.coverage * st.down
     overlays = draw_marks(rngs["marks"], lay, frame)
     t_marks = np.ones(labelled.size, np.float32)
     lr, lc = np.divmod(labelled, w)
@@ -179,7 +179,7 @@ def draw(scene: Scene, frame: Frame) -> Drawn:
         curve_laps=laps.astype(np.int8),
         curves=curves,
     )
-    dy = scene.geometry.dy_grid[frame.nearest()] * frame.sy
+    dy = frame.shift(scene.geometry.dy_grid)
     borders = np.array([(frame.row(tr.top) + dy, frame.row(tr.bottom) + dy) for tr in lay.tracks], np.float32)
     clipped = np.stack([frame.any_in_footprint(tr.clipped) for tr in scene.traces])
     return Drawn(sample, scene.looks, hws, paths, borders, clipped)
@@ -211,7 +211,7 @@ def _ignore_on_borders(
 ) -> None:
     """A curve's ink on its track's border line is not visibly the curve: where it is clipped onto the border,
     and wherever its stroke overlaps the border line, its labelled pixels become IGNORE_INDEX."""
-    dy = scene.geometry.dy_grid[frame.nearest()] * frame.sy
+    dy = frame.shift(scene.geometry.dy_grid)
     widths = dict(grid.borders)
     for k, (st, tr) in enumerate(zip(strokes, scene.traces, strict=True)):
         own = owner.ravel()[st.flat] == k

@@ -38,7 +38,7 @@ def draw_grid(
     """
     s = frame.s
     tone = rng.uniform(0.3, 0.5) if rng.random() < 0.5 else rng.uniform(0.7, 1.0)  # colour grids print light
-    soft = max(0.3, 0.6 * s)
+    soft = frame.soft(0.6)
     jitter = rng.uniform(0, 0.5)
     lines: list[tuple[float, float, float]] = []  # full-scale (row, half-width, opacity)
     borders: dict[float, float] = {}
@@ -56,7 +56,7 @@ def draw_grid(
     if lay.depth_band is not None:
         lines += [(lay.depth_band[0], 0.5, 0.5 * tone), (lay.depth_band[1], 0.5, 0.5 * tone)]
     out_lines = [(frame.row(r), max(0.5, hw * s), a * min(1.0, 2 * hw * s)) for r, hw, a in lines]
-    dy = geo.dy_grid[frame.nearest()] * frame.sy
+    dy = frame.shift(geo.dy_grid)
     apply_profile_wander(t, line_profile(frame.h, out_lines, soft), dy, ~blank)
 
     spacing = rng.uniform(6, 25)

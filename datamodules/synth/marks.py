@@ -149,9 +149,14 @@ def draw_marks(rng: np.random.Generator, lay: Layout, frame: Frame) -> list[Over
         height = track.bottom - track.top
         width, opacity = rng.uniform(1, 3), rng.uniform(0.35, 0.95)
         size = rng.uniform(14, 28)
-        note, top_name = str(rng.choice(_NOTES)), str(rng.choice(_TOPS))
-        if kind == "note":
+        note, top_name, slant = str(rng.choice(_NOTES)), str(rng.choice(_TOPS)), rng.uniform(-20, 20)
+        if kind == "note":  # written at a slant
             r, c, cov = _patch([], width, [(note, cx, cy, size)], frame)
+            turned = Image.fromarray(np.rint(255 * cov).astype(np.uint8)).rotate(
+                slant, resample=Image.Resampling.BILINEAR, expand=True
+            )
+            r, c = r - (turned.height - cov.shape[0]) // 2, c - (turned.width - cov.shape[1]) // 2
+            cov = np.asarray(turned, dtype=np.float32) / 255.0
         elif kind == "line":
             span = tracks[-1].top - tracks[0].bottom
             pts = _scribble_points(rng, "line", cx, 0.5 * (tracks[0].bottom + tracks[-1].top), abs(span))

@@ -21,12 +21,17 @@ BANK_SHAPE = (256, 8192)
 
 @dataclass(frozen=True)
 class Frame:
-    """Full-scale (H, W) scene coordinates -> output (h, w) raster. Pixel centres map onto pixel centres."""
+    """Full-scale (H, W) scene coordinates -> output (h, w) raster. Pixel centres map onto pixel centres.
+
+    ``blur`` is the scanner's optical blur (full-scale px); every layer adds it to its edge softness, so the
+    blur is applied in vector space and labels stay exact.
+    """
 
     h: int
     w: int
     full_h: int
     full_w: int
+    blur: float = 0.0
 
     @property
     def sx(self) -> float:
@@ -40,6 +45,14 @@ class Frame:
     def s(self) -> float:
         """The length scale (line widths, font sizes)."""
         return 0.5 * (self.sx + self.sy)
+
+    def soft(self, soft: float) -> float:
+        """Output edge softness (px) of a layer drawn with full-scale softness ``soft``, scanner blur added."""
+        return max(0.3, float(np.hypot(soft, self.blur)) * self.s)
+
+    def shift(self, dy: np.ndarray) -> np.ndarray:
+        """(w,) output row offset of a full-scale (W,) row-offset field (skew, wander)."""
+        return dy[self.nearest()] * self.sy
 
     def row(self, r: np.ndarray | float) -> np.ndarray | float:
         return (r + 0.5) * self.sy - 0.5

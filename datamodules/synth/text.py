@@ -7,7 +7,7 @@ FreeType (``fonts.text_mask``).
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from datamodules.synth.fonts import font, quantise, text_mask
 from datamodules.synth.grid import Grid
@@ -31,7 +31,7 @@ def _fit(text: str, size: float, rotate: bool, along: float, across: float) -> f
 
 def _put(t: np.ndarray, frame: Frame, text: str, size: float, rotate: bool, xc: float, yc: float, a: float) -> None:
     """Stamp ``text`` (full-scale size) centred at full-scale (xc, yc), at the render scale."""
-    m = text_mask(text, quantise(size * frame.s), rotate)
+    m = text_mask(text, quantise(size * frame.s), rotate, round(frame.blur * frame.s, 1))
     r = round(frame.row(yc) - m.shape[0] / 2)
     c = round(frame.col(xc) - m.shape[1] / 2)
     stamp(t, m, r, c, a)
@@ -151,6 +151,11 @@ def draw_header(rng: np.random.Generator, t: np.ndarray, lay: Layout, frame: Fra
     h_out, w_out = frame.h, max(1, round(lay.header_w * frame.sx))
     if (h_out, w_out) != mask.shape:
         mask = np.asarray(Image.fromarray(mask).resize((w_out, h_out), Image.Resampling.BOX), dtype=np.float32)
+    if frame.blur * frame.s > 0.2:
+        img = Image.fromarray(np.rint(255 * mask).astype(np.uint8)).filter(
+            ImageFilter.GaussianBlur(frame.blur * frame.s)
+        )
+        mask = np.asarray(img, dtype=np.float32) / 255.0
     stamp(t, mask, 0, 0, a)
     rule = max(1, round(2 * frame.sx))
     t[:, max(0, w_out - rule) : w_out] *= 0.15  # the heading's closing rule

@@ -14,7 +14,7 @@ import numpy as np
 
 from datamodules.labels import IGNORE_INDEX, check_task, task_spec
 from datamodules.synth.degrade import CurveInk, Scan, draw_scan, finish
-from datamodules.synth.grid import Grid, draw_grid
+from datamodules.synth.grid import draw_grid
 from datamodules.synth.lithology import make_formation
 from datamodules.synth.marks import draw_marks, draw_shading
 from datamodules.synth.raster import Frame, Path, Stroke, arc_lengths, resample_path, stroke
@@ -58,7 +58,6 @@ def shape(index: int, *, seed: int, task: str, scale: float = 1.0) -> tuple[int,
 class Scene:
     """Everything about one instance that does not depend on the render scale (full-scale units)."""
 
-    task: str
     layout: Layout
     geometry: Geometry
     scan: Scan
@@ -88,7 +87,7 @@ def build_scene(index: int, *, seed: int, task: str, full_h: int, full_w: int) -
         task,
         scan.binarise is not None,
     )
-    return Scene(task, lay, geo, scan, stacks, blank, traces, looks, rngs)
+    return Scene(lay, geo, scan, stacks, blank, traces, looks, rngs)
 
 
 @dataclass(frozen=True)
@@ -106,83 +105,94 @@ class Drawn:
 def draw(scene: Scene, frame: Frame) -> Drawn:
     """Rasterise the scene onto ``frame``: grid, text, shading, curves, marks, then paper and scanner."""
     frame = replace(frame, blur=scene.scan.blur)
-    h, w = frame.h, frame.w
-    lay, rngs, s = scene.layout, scene.rngs, frame.s
+    lay, rngs = scene.layout, scene.rngs
+    t = np.ones((frame.h, frame.w), np.float32)  # transmittance; ink opacity is 1 - t
     blank = frame.any_in_footprint(scene.blank)
-    t = np.ones((h, w), np.float32)  # transmittance; ink opacity is 1 - t
     grid = draw_grid(rngs["grid"], t, lay, scene.geometry, frame, blank)
     draw_depth_numbers(rngs["text"], t, lay, scene.geometry, grid, frame, blank)
     draw_header(rngs["text"], t, lay, frame)
-    infos = [tr.info for tr in scene.traces]
-    draw_stacks(
-        rngs["text"],
-        t,
-        lay,
-        scene.stacks,
-        list(zip(infos, [tr.track for tr in scene.traces], scene.looks, strict=True)),
-        frame,
-    )
-
+    tracks = [tr.track for tr in scene.traces]
+    draw_stacks(rngs["text"], t, lay, scene.stacks, [tr.info for tr in scene.traces], tracks, scene.looks, frame)
     paths = [resample_path(tr.y, tr.seg, frame) for tr in scene.traces]
     draw_shading(rngs["shading"], t, lay, frame, _fills(scene.traces, paths))
 
-    hws = [look.half_width(s) for look in scene.looks]
+    dy = frame.shift(scene.geometry.dy_grid)
+    borders = np.array([(frame.row(tr.top) + dy, frame.row(tr.bottom) + dy) for tr in lay.tracks], np.float32)
+    clipped = [frame.any_in_footprint(tr.clipped) for tr in scene.traces]
+    off_border = [_widen(c, 2) for c in clipped]  # a clipped stretch and the columns that lead onto it
+    hws = [look.half_width(frame.s) for look in scene.looks]
     strokes = [
-        stroke(p, hw, frame.soft(look.soft), look.pen(s), h, w)
+        stroke(p, hw, frame.soft(look.soft), look.pen(frame.s), frame.h, frame.w)
         for p, hw, look in zip(paths, hws, scene.looks, strict=True)
     ]
+    label, ink = _draw_curves(scene, frame, t, strokes, borders, dict(grid.borders), off_border)
+    image = finish(rngs["photo"], rngs["noise"], t, label, ink, scene.scan, frame)
+
+    near = frame.nearest()
+    sample = Sample(
+        image=image,
+        label=label,
+        curve_rows=np.stack([p.yc for p in paths]).astype(np.float32),
+        curve_classes=np.array([look.cls for look in scene.looks], np.int64),
+        curve_tracks=np.array(
+            [(frame.row(lay.tracks[k].top), frame.row(lay.tracks[k].bottom)) for k in tracks], np.float32
+        ),
+        curve_scored=np.stack(
+            [
+                _scored(p, st, look, hw, frame, label, c)
+                for p, st, look, hw, c in zip(paths, strokes, scene.looks, hws, off_border, strict=True)
+            ]
+        ),
+        curve_laps=np.stack(
+            [np.where(np.isfinite(p.yc), tr.lap[near], 0) for p, tr in zip(paths, scene.traces, strict=True)]
+        ).astype(np.int8),
+        curves=tuple(replace(tr.info, style=look.style) for tr, look in zip(scene.traces, scene.looks, strict=True)),
+    )
+    return Drawn(sample, scene.looks, hws, paths, borders, np.stack(clipped))
+
+
+def _draw_curves(
+    scene: Scene,
+    frame: Frame,
+    t: np.ndarray,
+    strokes: list[Stroke],
+    borders: np.ndarray,
+    border_hw: dict[float, float],
+    off_border: list[np.ndarray],
+) -> tuple[np.ndarray, CurveInk]:
+    """Label the strokes (random z-order, the later-drawn wins), ignore their ink on track borders, then ink
+    them and the hand marks into ``t``. Returns the label and what the visibility pass needs."""
+    h, w = t.shape
     label = np.zeros((h, w), np.uint8)
     owner = np.full((h, w), -1, np.int8)  # the curve whose label a pixel carries
-    order = [int(k) for k in rngs["curves"].permutation(len(strokes))]  # random z-order; the later-drawn wins
+    order = [int(k) for k in scene.rngs["curves"].permutation(len(strokes))]
     lf, of = label.ravel(), owner.ravel()
     for k in order:
         st = strokes[k]
         lab = st.flat[(st.coverage >= 0.5) & st.down]
         lf[lab] = scene.looks[k].cls
         of[lab] = k
-    _ignore_on_borders(scene, grid, frame, strokes, label, owner)
+    for k, (st, tr) in enumerate(zip(strokes, scene.traces, strict=True)):
+        # Ink clipped onto a border, or lying on a border line, is not visibly the curve.
+        track = scene.layout.tracks[tr.track]
+        bad = off_border[k][st.cols]
+        for side, row in enumerate((track.top, track.bottom)):
+            reach = max(0.5, border_hw[row] * frame.s) + 0.5
+            bad |= np.abs(st.rows - borders[tr.track, side, st.cols]) <= reach
+        lf[st.flat[(of[st.flat] == k) & bad]] = IGNORE_INDEX
+
     labelled = np.flatnonzero(of >= 0)
     t_under = t.ravel()[labelled]  # grid, text and shading under the curves
     tf = t.ravel()
     for k in order:
         st = strokes[k]
         tf[st.flat] *= 1.0 - scene.looks[k].dark * st.coverage * st.down
-    overlays = draw_marks(rngs["marks"], lay, frame)
-    t_marks = np.ones(labelled.size, np.float32)
-    lr, lc = np.divmod(labelled, w)
-    for ov in overlays:
+    t_marks = np.ones(labelled.size, np.float32)  # hand marks and stamps go on top, later
+    rows, cols = np.divmod(labelled, w)
+    for ov in draw_marks(scene.rngs["marks"], scene.layout, frame):
         ov.apply(t)
-        t_marks *= ov.transmittance_at(lr, lc)
-    ink = CurveInk(labelled, t_under * t_marks, t.ravel()[labelled])
-    image = finish(rngs["photo"], rngs["noise"], t, label, ink, scene.scan, frame)
-
-    rows = np.stack([p.yc for p in paths]).astype(np.float32) if paths else np.zeros((0, w), np.float32)
-    near = frame.nearest()
-    laps = np.stack([np.where(np.isfinite(p.yc), tr.lap[near], 0) for p, tr in zip(paths, scene.traces, strict=True)])
-    scored = np.stack(
-        [
-            _scored(k, p, st, look, hw, frame, label, _clipped(tr, frame))
-            for k, (p, st, look, hw, tr) in enumerate(zip(paths, strokes, scene.looks, hws, scene.traces, strict=True))
-        ]
-    )
-    curves = tuple(replace(info, style=look.style) for info, look in zip(infos, scene.looks, strict=True))
-    sample = Sample(
-        image=image,
-        label=label,
-        curve_rows=rows,
-        curve_classes=np.array([look.cls for look in scene.looks], np.int64),
-        curve_tracks=np.array(
-            [(frame.row(lay.tracks[tr.track].top), frame.row(lay.tracks[tr.track].bottom)) for tr in scene.traces],
-            np.float32,
-        ).reshape(-1, 2),
-        curve_scored=scored,
-        curve_laps=laps.astype(np.int8),
-        curves=curves,
-    )
-    dy = frame.shift(scene.geometry.dy_grid)
-    borders = np.array([(frame.row(tr.top) + dy, frame.row(tr.bottom) + dy) for tr in lay.tracks], np.float32)
-    clipped = np.stack([frame.any_in_footprint(tr.clipped) for tr in scene.traces])
-    return Drawn(sample, scene.looks, hws, paths, borders, clipped)
+        t_marks *= ov.transmittance_at(rows, cols)
+    return label, CurveInk(labelled, t_under * t_marks, tf[labelled])
 
 
 def _fills(traces: list[Trace], paths: list[Path]) -> list[tuple[int, Path, Path | None, int]]:
@@ -198,33 +208,15 @@ def _fills(traces: list[Trace], paths: list[Path]) -> list[tuple[int, Path, Path
     return out
 
 
-def _clipped(tr: Trace, frame: Frame) -> np.ndarray:
-    """(w,) output columns where the trace runs along its track border, widened by 2 columns."""
-    c = frame.any_in_footprint(tr.clipped)
-    if c.any():
-        c = np.convolve(c.astype(np.float32), np.ones(5, np.float32), mode="same") > 0
-    return c
-
-
-def _ignore_on_borders(
-    scene: Scene, grid: Grid, frame: Frame, strokes: list[Stroke], label: np.ndarray, owner: np.ndarray
-) -> None:
-    """A curve's ink on its track's border line is not visibly the curve: where it is clipped onto the border,
-    and wherever its stroke overlaps the border line, its labelled pixels become IGNORE_INDEX."""
-    dy = frame.shift(scene.geometry.dy_grid)
-    widths = dict(grid.borders)
-    for k, (st, tr) in enumerate(zip(strokes, scene.traces, strict=True)):
-        own = owner.ravel()[st.flat] == k
-        track = scene.layout.tracks[tr.track]
-        bad = _clipped(tr, frame)[st.cols]
-        for row in (track.top, track.bottom):
-            hw = max(0.5, widths[row] * frame.s)
-            bad |= np.abs(st.rows - (frame.row(row) + dy[st.cols])) <= hw + 0.5
-        label.ravel()[st.flat[own & bad]] = IGNORE_INDEX
+def _widen(cols: np.ndarray, n: int) -> np.ndarray:
+    """(w,) bool widened by ``n`` columns on each side."""
+    if not cols.any():
+        return cols
+    return np.convolve(cols.astype(np.float32), np.ones(2 * n + 1, np.float32), mode="same") > 0
 
 
 def _scored(
-    k: int, path: Path, st: Stroke, look: Look, hw: float, frame: Frame, label: np.ndarray, clipped: np.ndarray
+    path: Path, st: Stroke, look: Look, hw: float, frame: Frame, label: np.ndarray, clipped: np.ndarray
 ) -> np.ndarray:
     """(w,) bool: columns where curve k is visible as itself (see ``Sample.curve_scored``)."""
     w = frame.w

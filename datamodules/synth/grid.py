@@ -53,8 +53,8 @@ def draw_grid(
         for p, heavy in value_lines(track):
             row = track.bottom - p * (track.bottom - track.top) + rng.normal(0, jitter)
             lines.append((row, hw_maj if heavy else 0.5, a_maj if heavy else a_min))
-    if lay.depth_band is not None:
-        lines += [(lay.depth_band[0], 0.5, 0.5 * tone), (lay.depth_band[1], 0.5, 0.5 * tone)]
+    if lay.depth_band is not None:  # its edges, where they are not track borders already
+        lines += [(row, 0.5, 0.5 * tone) for row in lay.depth_band if row not in borders]
     out_lines = [(frame.row(r), max(0.5, hw * s), a * min(1.0, 2 * hw * s)) for r, hw, a in lines]
     dy = frame.shift(geo.dy_grid)
     apply_profile_wander(t, line_profile(frame.h, out_lines, soft), dy, ~blank)

@@ -145,8 +145,9 @@ def _scale(rng: np.random.Generator, kind: str, lay: Layout, track: int, log: _L
 
     if kind.startswith("RES"):
         return "log", log.res_left, log.res_left * 10.0 ** lay.tracks[track].decades  # one log grid per track
-    if kind == "GR":
-        return "lin", *pick([(0.0, 150.0), (0.0, 200.0), (0.0, 100.0)], [0.7, 0.15, 0.15])
+    if kind == "GR":  # 0-100 only where shales read below 100 API
+        left, right = pick([(0.0, 150.0), (0.0, 200.0), (0.0, 100.0)], [0.7, 0.15, 0.15])
+        return "lin", left, (150.0 if right == 100.0 and log.gr_shale > 95 else right)
     if kind == "SP":
         span = float(rng.choice([100.0, 200.0], p=[0.75, 0.25]))
         base_at = rng.uniform(0.55, 0.85) if log.ssp < 0 else rng.uniform(0.15, 0.45)  # shale baseline position

@@ -87,17 +87,40 @@ _FIELDS = (
 )  # fmt: skip
 
 
+_WORDS = {  # plausible values of the word-valued heading fields
+    "FIELD": ("WILDCAT", "NORTH UNIT", "EAST RIDGE", "SALT CREEK", "MILL POND"),
+    "COUNTY": ("BARTON", "ELLIS", "ROOKS", "KERN", "WARD", "GARVIN"),
+    "STATE": ("KANSAS", "TEXAS", "OKLA.", "WYO.", "COLO."),
+    "LOG MEASURED FROM": ("KB", "GL", "DF"),
+    "RUN NO.": ("ONE", "TWO", "THREE"),
+    "TYPE FLUID IN HOLE": ("CHEM. MUD", "FRESH MUD", "SALT MUD", "STARCH GEL"),
+    "WITNESSED BY": ("J. SMITH", "R. MILLER", "D. HOLT", "K. WARD"),
+}
+_DEPTHS = ("DEPTH-DRILLER", "DEPTH-LOGGER", "BTM. LOG INTERVAL", "TOP LOG INTERVAL", "CASING-DRILLER", "ELEVATION")
+
+
 def _field_value(rng: np.random.Generator, name: str) -> str:
+    """A plausible entry for a heading field."""
     if name in ("COMPANY", "RECORDED BY"):
         return str(rng.choice(_COMPANIES))
     if name == "WELL":
         lease = rng.choice(["SMITH", "BAKER", "STATE", "JONES", "UNIT", "HILL"])
         return f"{lease} {rng.integers(1, 40)}-{rng.integers(1, 36)}"
+    if name == "LOCATION":
+        return f"SEC {rng.integers(1, 37)} T{rng.integers(1, 35)}S R{rng.integers(1, 43)}W"
     if name == "DATE":
         return f"{rng.integers(1, 13)}-{rng.integers(1, 29)}-{rng.integers(52, 99)}"
-    if name in ("BIT SIZE", "DENS. / VISC."):
-        return f"{rng.uniform(6, 13):.2f}"
-    return f"{rng.integers(10, 12000)}" if rng.random() < 0.6 else str(rng.choice(["KB", "GL", "DF", "MUD", "FRESH"]))
+    if name == "BIT SIZE":
+        return str(rng.choice(["6 1/8", "7 7/8", "8 1/2", "8 3/4", "9 7/8", "12 1/4"]))
+    if name == "DENS. / VISC.":
+        return f"{rng.uniform(8.6, 11):.1f} / {rng.integers(32, 60)}"
+    if name.startswith(("RM @", "RMF @")):
+        return f"{rng.uniform(0.05, 3):.2f} @ {rng.integers(60, 90)} F"
+    if name == "MAX. REC. TEMP.":
+        return f"{rng.integers(90, 260)} F"
+    if name in _DEPTHS:
+        return f"{rng.integers(100, 12000)}"
+    return str(rng.choice(_WORDS[name]))
 
 
 _REMARKS = (
@@ -111,7 +134,7 @@ def draw_header(rng: np.random.Generator, t: np.ndarray, lay: Layout, frame: Fra
     page, so turned 90 degrees here when the layout turns its text."""
     size, a, ncols = rng.uniform(9, 13), rng.uniform(0.8, 1.0), int(rng.integers(2, 4))
     company, title = str(rng.choice(_COMPANIES)), str(rng.choice(_TITLES))
-    names = rng.choice(_FIELDS, size=3 * len(_FIELDS))
+    names = np.concatenate([rng.permutation(_FIELDS) for _ in range(3)])  # each field once before repeats
     values = [_field_value(rng, str(n)) for n in names]
     remarks = [str(r) for r in rng.choice(_REMARKS, size=4, replace=False)]
     if lay.header_w <= 0:
@@ -172,16 +195,18 @@ def draw_stacks(
     t: np.ndarray,
     lay: Layout,
     stacks: Stacks,
-    curves: list[tuple[CurveInfo, int, Look]],
+    infos: list[CurveInfo],
+    tracks: list[int],
+    looks: list[Look],
     frame: Frame,
 ) -> None:
     """Curve-name and scale stacks: per curve a line sample in its style across its track, its mnemonic and
     units in the middle, the left-scale value at the track's bottom and the right-scale value at its top."""
     size, a = rng.uniform(8, 12), rng.uniform(0.8, 1.0)
-    names = [str(rng.choice(NAMES[info.kind])) for info, _, _ in curves]
+    names = [str(rng.choice(NAMES[info.kind])) for info in infos]
     for x0, x1 in stacks.regions:
         slot = dict.fromkeys(range(len(lay.tracks)), 0)
-        for (info, ti, look), name in zip(curves, names, strict=True):
+        for info, ti, look, name in zip(infos, tracks, looks, names, strict=True):
             track = lay.tracks[ti]
             xc = x0 + (slot[ti] + 0.5) * stacks.entry_w
             slot[ti] += 1

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datamodules.synth.raster import Frame, apply_profile_wander, line_profile
+from datamodules.synth.raster import Frame, draw_lines_wandering
 from datamodules.synth.scene import Geometry, Layout, Track
 
 
@@ -34,9 +34,14 @@ def draw_grid(
     """Horizontal lines (polylines following the feed wander) and vertical depth lines into t.
 
     Args:
-        blank: (w,) bool, output columns without grid (header and scale stacks).
+        blank: (w,) bool, output columns without grid (header and scale stacks); a grid dropout (p = 0.05)
+            adds a stretch of its own.
     """
     s = frame.s
+    dropout, d0, d_len = rng.random() < 0.05, rng.uniform(0, lay.full_w), rng.uniform(100, 1500)
+    if dropout:  # the plotter skipped the grid for a stretch
+        x = np.arange(lay.full_w)
+        blank = blank | frame.any_in_footprint((x >= d0) & (x < d0 + d_len))
     tone = rng.uniform(0.3, 0.5) if rng.random() < 0.5 else rng.uniform(0.7, 1.0)  # colour grids print light
     soft = frame.soft(0.6)
     jitter = rng.uniform(0, 0.5)
@@ -57,7 +62,7 @@ def draw_grid(
         lines += [(row, 0.5, 0.5 * tone) for row in lay.depth_band if row not in borders]
     out_lines = [(frame.row(r), max(0.5, hw * s), a * min(1.0, 2 * hw * s)) for r, hw, a in lines]
     dy = frame.shift(geo.dy_grid)
-    apply_profile_wander(t, line_profile(frame.h, out_lines, soft), dy, ~blank)
+    draw_lines_wandering(t, out_lines, soft, dy, ~blank)
 
     spacing = rng.uniform(6, 25)
     major_every = int(rng.choice([25, 50]))

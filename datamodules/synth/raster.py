@@ -243,23 +243,33 @@ def line_profile(h: int, lines: list[tuple[float, float, float]], soft: float) -
     return prof
 
 
-def apply_profile_wander(t: np.ndarray, prof: np.ndarray, dy: np.ndarray, cols: np.ndarray) -> None:
-    """t[r + dy[x], x] *= prof[r] on the columns where ``cols`` (w,) is True, grouping runs of constant
-    integer dy (basic slicing, no fancy indexing)."""
+SUBPIXEL = 4  # horizontal lines follow the wander in quarter pixels, so no seam where it crosses a half pixel
+
+
+def draw_lines_wandering(
+    t: np.ndarray, lines: list[tuple[float, float, float]], soft: float, dy: np.ndarray, cols: np.ndarray
+) -> None:
+    """Horizontal lines (row, half-width, opacity) displaced by ``dy`` (w,) rows, on the columns where ``cols``
+    (w,) is True: t[r + dy[x], x] *= profile[r].
+
+    Columns are grouped into runs of constant wander (in 1/SUBPIXEL px); each run gets the anti-aliased
+    profile for its sub-pixel offset through basic slicing, no fancy indexing. O(H * W).
+    """
     h, _ = t.shape
-    rows = np.flatnonzero(prof < 1.0)
+    profs = [line_profile(h, [(r + k / SUBPIXEL, hw, a) for r, hw, a in lines], soft) for k in range(SUBPIXEL)]
+    rows = np.flatnonzero(np.minimum.reduce(profs) < 1.0)
     if rows.size == 0:
         return
     ra, rb = int(rows[0]), int(rows[-1]) + 1
-    g = np.where(cols, np.rint(dy).astype(np.int64), np.iinfo(np.int64).min)
-    cuts = np.concatenate(([0], np.flatnonzero(np.diff(g)) + 1, [g.size]))
+    q = np.where(cols, np.floor(dy * SUBPIXEL).astype(np.int64), np.iinfo(np.int64).min)
+    cuts = np.concatenate(([0], np.flatnonzero(np.diff(q)) + 1, [q.size]))
     for a, b in itertools.pairwise(cuts.tolist()):
         if not cols[a]:
             continue
-        s = int(g[a])
+        s, k = divmod(int(q[a]), SUBPIXEL)
         lo, hi = max(0, ra + s), min(h, rb + s)
         if lo < hi:
-            t[lo:hi, a:b] *= prof[lo - s : hi - s, None]
+            t[lo:hi, a:b] *= profs[k][lo - s : hi - s, None]
 
 
 def stamp(t: np.ndarray, mask: np.ndarray, r: int, c: int, opacity: float) -> None:

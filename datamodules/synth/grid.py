@@ -56,7 +56,7 @@ def draw_grid(
         a_min, a_maj = rng.uniform(0.2, 0.6) * tone, rng.uniform(0.5, 0.8) * tone
         hw_maj = rng.uniform(0.5, 1.0)
         for p, heavy in value_lines(track):
-            row = track.bottom - p * (track.bottom - track.top) + rng.normal(0, jitter)
+            row = track.row(p) + rng.normal(0, jitter)
             lines.append((row, hw_maj if heavy else 0.5, a_maj if heavy else a_min))
     if lay.depth_band is not None:  # its edges, where they are not track borders already
         lines += [(row, 0.5, 0.5 * tone) for row in lay.depth_band if row not in borders]

@@ -96,6 +96,21 @@ class Path:
     connect: np.ndarray
 
 
+def sample_pieces(y: np.ndarray, seg: np.ndarray, xf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sample a piecewise curve at fractional columns: linear between neighbours of the same piece, else the
+    nearer neighbour (never across a pen-up or jump). Returns values (NaN where absent) and piece ids.
+
+    Shapes: y, seg (W,); xf and both results (n,).
+    """
+    w = y.size
+    i0 = np.clip(np.floor(xf).astype(np.int64), 0, w - 1)
+    i1 = np.minimum(i0 + 1, w - 1)
+    fr = np.clip(xf - i0, 0.0, 1.0)
+    near = np.where(fr < 0.5, i0, i1)
+    pair = (seg[i0] == seg[i1]) & np.isfinite(y[i0]) & np.isfinite(y[i1])
+    return np.where(pair, y[i0] + fr * (y[i1] - y[i0]), y[near]), seg[near]
+
+
 def resample_path(y: np.ndarray, seg: np.ndarray, frame: Frame) -> Path:
     """Resample a full-scale x-monotone curve onto the output columns.
 
@@ -106,19 +121,10 @@ def resample_path(y: np.ndarray, seg: np.ndarray, frame: Frame) -> Path:
     """
     valid = np.isfinite(y)
     yf = np.where(valid, y, 0.0)
-
-    def sample(xf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        i0 = np.clip(np.floor(xf).astype(np.int64), 0, frame.full_w - 1)
-        i1 = np.minimum(i0 + 1, frame.full_w - 1)
-        fr = np.clip(xf - i0, 0.0, 1.0)
-        near = np.where(fr < 0.5, i0, i1)
-        pair = valid[i0] & valid[i1] & (seg[i0] == seg[i1])
-        val = np.where(pair, yf[i0] + fr * (yf[i1] - yf[i0]), yf[near])
-        return val, seg[near], valid[near]
-
-    xc = frame.centres()
-    yc, segc, okc = sample(xc)
-    ye, _, _ = sample(np.arange(frame.w + 1, dtype=np.float64) / frame.sx - 0.5)
+    yc, segc = sample_pieces(y, seg, frame.centres())
+    okc = np.isfinite(yc)
+    yc = np.nan_to_num(yc)
+    ye = np.nan_to_num(sample_pieces(y, seg, np.arange(frame.w + 1, dtype=np.float64) / frame.sx - 0.5)[0])
     connect = okc[:-1] & okc[1:] & (segc[:-1] == segc[1:])
     yl = yc.copy()
     yr = yc.copy()

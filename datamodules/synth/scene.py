@@ -33,6 +33,10 @@ class Track:
     scale: str  # "lin" | "log"
     decades: int  # log decades (0 on linear tracks)
 
+    def row(self, pos: np.ndarray) -> np.ndarray:
+        """Full-scale row of track position ``pos`` (0 = left scale edge = bottom row), before distortion."""
+        return self.bottom - pos * (self.bottom - self.top)
+
 
 @dataclass(frozen=True)
 class Layout:

@@ -12,6 +12,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from datamodules.synth.lithology import Formation
+from datamodules.synth.raster import sample_pieces
 from datamodules.synth.sample import CurveInfo
 from datamodules.synth.scene import Geometry, Layout
 
@@ -255,18 +256,6 @@ def _pieces(on: np.ndarray, cuts: np.ndarray | None = None) -> np.ndarray:
     return np.cumsum(brk)
 
 
-def _to_image(depth_pos: np.ndarray, seg: np.ndarray, x_src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sample a depth-indexed signal at image columns showing depth x_src (stretch, mis-registration)."""
-    w = depth_pos.size
-    i0 = np.clip(np.floor(x_src).astype(np.int64), 0, w - 1)
-    i1 = np.minimum(i0 + 1, w - 1)
-    fr = np.clip(x_src - i0, 0.0, 1.0)
-    near = np.where(fr < 0.5, i0, i1)
-    pair = (seg[i0] == seg[i1]) & np.isfinite(depth_pos[i0]) & np.isfinite(depth_pos[i1])
-    out = np.where(pair, depth_pos[i0] + fr * (depth_pos[i1] - depth_pos[i0]), depth_pos[near])
-    return out, seg[near]
-
-
 def make_traces(
     rng: np.random.Generator,
     lay: Layout,
@@ -295,15 +284,11 @@ def make_traces(
         info = CurveInfo(kind, scale, left, right, "clip", -1, "solid")
         raw = _response(rng, info.position(value), PRESETS[kind])
         on, splice, shift, dv = _logged(rng, w)
-        if splice >= 0:
-            after = np.clip(x[splice:] + shift, 0, w - 1)
-            raw[splice:] = np.interp(after, x, raw) + dv
         cut = np.zeros(w, bool)
-        if splice >= 0:
+        if splice >= 0:  # the later run, a little off in depth and value
+            raw[splice:] = np.interp(np.clip(x[splice:] + shift, 0, w - 1), x, raw) + dv
             cut[splice] = True
-        seg = _pieces(on, cut)
-        raw = np.where(on, raw, np.nan)
-        pos, seg = _to_image(raw, seg, x_src)
+        pos, seg = sample_pieces(np.where(on, raw, np.nan), _pieces(on, cut), x_src)
         pos[blank] = np.nan
         seg = seg + np.cumsum(np.diff(blank, prepend=blank[0]) != 0)  # a blank stretch is a pen-up
         mode = str(rng.choice(["clip", "wrap", "backup"], p=[0.6, 0.25, 0.15]))
@@ -319,8 +304,9 @@ def make_traces(
             if mode == "backup":
                 overflow.append((len(traces), pos))
         clipped = np.isfinite(pos) & ((pos < 0) | (pos > 1)) if mode != "wrap" else np.zeros(w, bool)
-        y = track.bottom - plotted * (track.bottom - track.top) + geo.dy_curve
-        traces.append(Trace(replace(info, offscale=mode), t, y, seg, lap, clipped, plotted))
+        traces.append(
+            Trace(replace(info, offscale=mode), t, track.row(plotted) + geo.dy_curve, seg, lap, clipped, plotted)
+        )
     for k, pos in overflow:
         primary = traces[k]
         side = 1 if np.sum(pos > 1) >= np.sum(pos < 0) else -1
@@ -332,10 +318,9 @@ def make_traces(
         lo, hi = float(info.value(0.0, side)), float(info.value(1.0, side))  # the scale shifted one track width
         b_info = CurveInfo(info.kind, info.scale, lo, hi, "clip", k, "long")
         b_pos = np.where(over, pos - side, np.nan)
-        track = lay.tracks[primary.track]
         seg = _pieces(over, np.diff(primary.seg, prepend=primary.seg[0]) != 0)
         b_plot = np.clip(b_pos, 0.0, 1.0)
-        b_y = track.bottom - b_plot * (track.bottom - track.top) + geo.dy_curve
+        b_y = lay.tracks[primary.track].row(b_plot) + geo.dy_curve
         b_clipped = over & ((b_pos < 0) | (b_pos > 1))
         traces.append(Trace(b_info, primary.track, b_y, seg, np.zeros(w, np.int8), b_clipped, b_plot))
     return traces

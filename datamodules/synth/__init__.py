@@ -18,7 +18,17 @@ from datamodules.synth.generate import GENERATOR_VERSION, Drawn, build_scene, dr
 from datamodules.synth.raster import Frame
 from datamodules.synth.sample import CurveInfo, Sample
 
-__all__ = ["GENERATOR_VERSION", "TASKS", "CurveInfo", "Sample", "check_task", "render", "shape"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "TASKS",
+    "CurveInfo",
+    "Drawn",
+    "Sample",
+    "check_task",
+    "render",
+    "render_drawn",
+    "shape",
+]
 
 
 def _check_scale(scale: float) -> float:

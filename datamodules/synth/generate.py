@@ -196,7 +196,7 @@ def _draw_curves(
 
 
 def _fills(traces: list[Trace], paths: list[Path]) -> list[tuple[int, Path, Path | None, int]]:
-    """Shading candidates: GR to the track's left edge (shale side dark), neutron-density crossover."""
+    """Shading candidates: between GR and its track's left edge; the neutron-density crossover."""
     out: list[tuple[int, Path, Path | None, int]] = []
     by_kind = {tr.info.kind: (tr, p) for tr, p in zip(traces, paths, strict=True) if tr.info.backup_of < 0}
     if "GR" in by_kind:

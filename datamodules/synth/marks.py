@@ -104,7 +104,9 @@ def _scribble_points(rng: np.random.Generator, kind: str, cx: float, cy: float, 
     return pts + wob
 
 
-def _patch(points: list[np.ndarray], width: float, texts: list[tuple[str, float, float, float]], frame: Frame):
+def _patch(
+    points: list[np.ndarray], width: float, texts: list[tuple[str, float, float, float]], frame: Frame
+) -> tuple[int, int, np.ndarray]:
     """Draw strokes and texts (full-scale coordinates) at 2x the render scale; return (row, col, coverage)."""
     ss = 2.0
     pts = np.concatenate(points) if points else np.zeros((0, 2))

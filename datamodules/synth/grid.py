@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,14 +89,15 @@ def draw_grid(
             c = c[(c >= 0) & (c < frame.w)]
             np.maximum.at(alpha, c, a * tone * min(1.0, wpx))
     alpha[blank] = 0.0
-    cols = np.flatnonzero(alpha > 0)
-    shift = np.rint(dy[cols]).astype(np.int64)
-    for d in np.unique(shift):
-        cc = cols[shift == d]
+    keep = 1.0 - alpha  # (w,) transmittance of the depth lines; they span each track, shifted with it
+    shift = np.rint(dy).astype(np.int64)
+    cuts = np.concatenate(([0], np.flatnonzero(np.diff(shift)) + 1, [frame.w]))
+    for a, b in itertools.pairwise(cuts.tolist()):  # runs of constant shift: basic slicing only
+        d = int(shift[a])
         for track in lay.tracks:
-            r0 = max(0, round(frame.row(track.top)) + int(d))
-            r1 = min(frame.h, round(frame.row(track.bottom)) + int(d) + 1)
+            r0 = max(0, round(frame.row(track.top)) + d)
+            r1 = min(frame.h, round(frame.row(track.bottom)) + d + 1)
             if r0 < r1:
-                t[r0:r1, cc] *= 1.0 - alpha[cc]
+                t[r0:r1, a:b] *= keep[None, a:b]
     major = x_img[(k % major_every == 0) & (x_img >= 0) & (x_img < lay.full_w)]
     return Grid(major, major_every, tuple(borders.items()), tone)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-if TYPE_CHECKING:  # the generator labels with IGNORE_INDEX from here, so no runtime import back
+from datamodules.labels import IGNORE_INDEX
+
+if TYPE_CHECKING:
     from datamodules.synth import Sample
 
-IGNORE_INDEX = 255  # the one "does not count" label: padding and invisible ink
 PAPER = 1.0  # image value of blank paper after scaling uint8 to [0, 1]
 STRIDE = 32  # 2**5: the deepest U-Net stride; padded sizes are multiples of it
 
@@ -29,7 +30,8 @@ class Batch:
     Shapes: images (B, 1, H, W) float32 in [0, 1], 1 = paper; labels (B, H, W) int64, IGNORE_INDEX on
     padding; sizes (B, 2) int64, the original (H, W); curve_rows (B, K, W) float32, NaN where a curve is
     absent or padded; curve_classes (B, K) int64, -1 for padded curve slots; curve_tracks (B, K, 2) float32,
-    each curve's track (top row, bottom row), NaN where padded.
+    each curve's track (top row, bottom row), NaN where padded; curve_scored (B, K, W) bool, columns where a
+    curve is visible as itself, False where padded; curve_laps (B, K, W) int8, wrap lap, 0 where padded.
     """
 
     images: torch.Tensor
@@ -38,6 +40,8 @@ class Batch:
     curve_rows: torch.Tensor
     curve_classes: torch.Tensor
     curve_tracks: torch.Tensor
+    curve_scored: torch.Tensor
+    curve_laps: torch.Tensor
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -58,6 +62,8 @@ def collate(samples: Sequence[Sample]) -> Batch:
     curve_rows = np.full((b, k, w), np.nan, dtype=np.float32)  # (B, K, W)
     curve_classes = np.full((b, k), -1, dtype=np.int64)  # (B, K)
     curve_tracks = np.full((b, k, 2), np.nan, dtype=np.float32)  # (B, K, 2)
+    curve_scored = np.zeros((b, k, w), dtype=bool)  # (B, K, W)
+    curve_laps = np.zeros((b, k, w), dtype=np.int8)  # (B, K, W)
     for i, s in enumerate(samples):
         sh, sw = s.image.shape
         nk = len(s.curve_classes)
@@ -66,6 +72,8 @@ def collate(samples: Sequence[Sample]) -> Batch:
         curve_rows[i, :nk, :sw] = s.curve_rows
         curve_classes[i, :nk] = s.curve_classes
         curve_tracks[i, :nk] = s.curve_tracks
+        curve_scored[i, :nk, :sw] = s.curve_scored
+        curve_laps[i, :nk, :sw] = s.curve_laps
 
     return Batch(
         images=torch.from_numpy(images).float().div_(255.0),
@@ -74,4 +82,6 @@ def collate(samples: Sequence[Sample]) -> Batch:
         curve_rows=torch.from_numpy(curve_rows),
         curve_classes=torch.from_numpy(curve_classes),
         curve_tracks=torch.from_numpy(curve_tracks),
+        curve_scored=torch.from_numpy(curve_scored),
+        curve_laps=torch.from_numpy(curve_laps),
     )

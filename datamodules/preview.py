@@ -1,4 +1,4 @@
-"""Write one synthetic raster with its label overlaid as a PNG (no PIL, no matplotlib).
+"""Write one synthetic raster with its label overlaid as a PNG (through Pillow).
 
     python -m datamodules.preview --task multiclass --index 0 --out preview.png [--seed 0] [--scale 1.0]
 
@@ -9,36 +9,23 @@ class 2 blue, ignore (255) yellow.
 from __future__ import annotations
 
 import argparse
-import struct
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from datamodules.synth import TASKS, render
+from datamodules.labels import IGNORE_INDEX, TASKS
+from datamodules.synth import render
 
-COLOURS = {1: (230, 25, 25), 2: (30, 60, 230), 255: (240, 210, 0)}
+COLOURS = {1: (230, 25, 25), 2: (30, 60, 230), IGNORE_INDEX: (240, 210, 0)}
 
 
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """Encode an (H, W, 3) uint8 array as an 8-bit RGB PNG."""
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    """Write an (H, W, 3) uint8 array as an 8-bit RGB PNG."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
-    h, w, _ = rgb.shape
-    raw = np.zeros((h, 1 + 3 * w), np.uint8)  # filter byte 0 (None) per scanline
-    raw[:, 1:] = rgb.reshape(h, 3 * w)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
-        + chunk(b"IEND", b"")
-    )
+    Image.fromarray(rgb, mode="RGB").save(path, format="PNG", compress_level=9)
 
 
 def overlay(image: np.ndarray, label: np.ndarray) -> np.ndarray:
@@ -106,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         image, label = image[:, a:b], label[:, a:b]
     image, label = image[:: args.every, :: args.every], label[:: args.every, :: args.every]
     try:
-        args.out.write_bytes(png_bytes(overlay(image, label)))
+        write_png(args.out, overlay(image, label))
     except OSError as e:
         print(f"error: cannot write {args.out}: {e.strerror}", file=sys.stderr)
         return 2

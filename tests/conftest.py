@@ -10,13 +10,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import torch
 
-from datamodules.synth import Sample
+from datamodules.synth import CurveInfo, Sample
 
 torch.set_num_threads(1)
 
 
 def make_sample(h: int, w: int, *, seed: int = 0, n_curves: int = 2, task: str = "multiclass") -> Sample:
-    """A hand-made sample: random ink, a 2 px curve per class at known rows."""
+    """A hand-made sample: random ink, a 2 px curve per class at known rows, every column scored, on scale."""
     rng = np.random.default_rng(seed)
     image = np.full((h, w), 255, dtype=np.uint8)
     label = np.zeros((h, w), dtype=np.uint8)
@@ -32,4 +32,15 @@ def make_sample(h: int, w: int, *, seed: int = 0, n_curves: int = 2, task: str =
             image[np.clip(r + dr, 0, h - 1), cols] = rng.integers(0, 60, size=w)
     classes = np.array([1 if task == "binary" else k + 1 for k in range(n_curves)], dtype=np.int64)
     tracks = np.tile(np.array([0.0, h - 1.0], dtype=np.float32), (n_curves, 1))
-    return Sample(image=image, label=label, curve_rows=rows, curve_classes=classes, curve_tracks=tracks)
+    return Sample(
+        image=image,
+        label=label,
+        curve_rows=rows,
+        curve_classes=classes,
+        curve_tracks=tracks,
+        curve_scored=np.ones((n_curves, w), dtype=bool),
+        curve_laps=np.zeros((n_curves, w), dtype=np.int8),
+        curves=tuple(
+            CurveInfo("GR", "lin", 0.0, 150.0, "clip", -1, "solid" if c == 1 else "long") for c in classes.tolist()
+        ),
+    )

@@ -37,6 +37,11 @@ def test_padding_is_paper_and_ignore_and_content_preserved():
         assert batch.curve_classes[i, :k].tolist() == s.curve_classes.tolist()
         assert (batch.curve_classes[i, k:] == -1).all()
         assert torch.isnan(batch.curve_tracks[i, k:]).all()
+        np.testing.assert_array_equal(batch.curve_scored[i, :k, :w].numpy(), s.curve_scored)
+        np.testing.assert_array_equal(batch.curve_laps[i, :k, :w].numpy(), s.curve_laps)
+        assert not batch.curve_scored[i, :, w:].any() and not batch.curve_scored[i, k:].any()
+        assert (batch.curve_laps[i, :, w:] == 0).all() and (batch.curve_laps[i, k:] == 0).all()
+    assert batch.curve_scored.dtype == torch.bool and batch.curve_laps.dtype == torch.int8
 
 
 def test_collate_does_not_depend_on_batch_neighbours_for_content():

@@ -1,0 +1,65 @@
+"""Synthetic raster well logs: deterministic per (seed, task, index), realistic enough to train on.
+
+Depth runs along the width. ``shape`` gives an instance's size without rendering it; ``render`` draws it at
+any scale (the same scene, smaller). See shared DESIGN §2 and DOMAIN §5 for the spec.
+
+Modules: ``scene`` (page layout, distortion field), ``lithology`` (shared formation), ``signals`` (curve
+types, tool response, gaps, off-scale), ``styles`` (line coding and classes), ``raster`` (sparse strokes),
+``grid``, ``text``, ``fonts``, ``marks`` (shading, hand marks, stamps), ``degrade`` (paper, scanner,
+visibility), ``generate`` (the order of it all), ``sample`` (what comes out).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from datamodules.labels import TASKS, check_task
+from datamodules.synth.generate import GENERATOR_VERSION, Drawn, build_scene, draw, full_shape, shape
+from datamodules.synth.raster import Frame
+from datamodules.synth.sample import CurveInfo, Sample
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "TASKS",
+    "CurveInfo",
+    "Drawn",
+    "Sample",
+    "check_task",
+    "render",
+    "render_drawn",
+    "shape",
+]
+
+
+def _check_scale(scale: float) -> float:
+    if not (np.isfinite(scale) and 0 < scale <= 4):
+        raise ValueError(f"scale must be in (0, 4], got {scale!r}")
+    return scale
+
+
+def render(index: int, *, seed: int, task: str, scale: float = 1.0) -> Sample:
+    """Render instance ``index`` of (seed, task) at ``scale``; byte-identical on every call.
+
+    Returns:
+        A ``Sample`` whose image and label have shape ``shape(index, seed=seed, task=task, scale=scale)``.
+    """
+    return render_drawn(index, seed=seed, task=task, scale=scale).sample
+
+
+def render_drawn(index: int, *, seed: int, task: str, scale: float = 1.0) -> Drawn:
+    """``render`` plus the strokes' looks, half-widths and paths (tests, previews)."""
+    check_task(task)
+    _check_scale(scale)
+    full_h, full_w = full_shape(index, seed=seed, task=task)
+    h, w = shape(index, seed=seed, task=task, scale=scale)
+    scene = build_scene(index, seed=seed, task=task, full_h=full_h, full_w=full_w)
+    return draw(scene, Frame(h, w, full_h, full_w))
+
+
+def _render_with_shape(h: int, w: int, index: int, *, seed: int, task: str, scale: float = 1.0) -> Sample:
+    """Render the content of instance ``index`` into a forced (h, w) frame at ``scale`` (benchmarks)."""
+    check_task(task)
+    _check_scale(scale)
+    full_h, full_w = max(1, round(h / scale)), max(1, round(w / scale))
+    scene = build_scene(index, seed=seed, task=task, full_h=full_h, full_w=full_w)
+    return draw(scene, Frame(h, w, full_h, full_w)).sample

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from datamodules.labels import TASKS
 from datamodules.synth import _render_with_shape, render
 
 TARGET_S = 0.3
@@ -32,12 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=20, help="full-scale instances per task (default 20)")
     p.add_argument("--random", type=int, default=20, help="random-size instances per task (default 20)")
-    p.add_argument("--task", choices=["binary", "multiclass", "both"], default="both", help="task(s) to time")
+    p.add_argument("--task", choices=[*TASKS, "both"], default="both", help="task(s) to time")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     args = p.parse_args(argv)
     if args.n < 1 or args.random < 0:
         p.error("--n must be >= 1 and --random >= 0")
-    tasks = ["binary", "multiclass"] if args.task == "both" else [args.task]
+    tasks = list(TASKS) if args.task == "both" else [args.task]
     _render_with_shape(*FULL, 10_000, seed=args.seed, task=tasks[0])  # warm-up (noise bank, imports)
     ok = True
     for task in tasks:

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from datamodules.labels import TASKS, check_task
+from datamodules.labels import check_task
 from datamodules.synth.generate import GENERATOR_VERSION, Drawn, build_scene, draw, full_shape, shape
 from datamodules.synth.raster import Frame
 from datamodules.synth.sample import CurveInfo, Sample
 
 __all__ = [
     "GENERATOR_VERSION",
-    "TASKS",
     "CurveInfo",
     "Drawn",
     "Sample",
-    "check_task",
     "render",
     "render_drawn",
     "shape",

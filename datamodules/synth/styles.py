@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datamodules.labels import task_spec
 from datamodules.synth.raster import Pen
 
 SECONDARY = ("long", "short", "dot", "dashdot", "light")
@@ -90,5 +91,6 @@ def choose_looks(
         styles[primaries[0]] = "solid"
     if all(s == "solid" for s in styles):
         styles[primaries[int(rng.integers(1, len(primaries)))]] = str(rng.choice(pool))
-    classes = [1 if task == "binary" or s == "solid" else 2 for s in styles]
+    one_class = len(task_spec(task).curve_classes) == 1  # binary: every curve is class 1
+    classes = [1 if one_class or s == "solid" else 2 for s in styles]
     return [_look(rng, s, c) for s, c in zip(styles, classes, strict=True)]

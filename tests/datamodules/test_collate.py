@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.collate import IGNORE_INDEX, PAPER, STRIDE, collate
+from datamodules.collate import PAPER, STRIDE, collate
+from datamodules.labels import IGNORE_INDEX
 from tests.conftest import make_sample
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.collate import IGNORE_INDEX, collate
+from datamodules.collate import collate
+from datamodules.labels import IGNORE_INDEX
 from datamodules.synth import Sample
 from models.metric_names import METRICS
 from models.metrics import (

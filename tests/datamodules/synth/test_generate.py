@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from datamodules import synth
+from datamodules.labels import TASKS
 from datamodules.synth import GENERATOR_VERSION, CurveInfo, render, shape
 from datamodules.synth.styles import SECONDARY
 
@@ -30,7 +31,7 @@ def test_version_is_2():
     assert GENERATOR_VERSION == 2
 
 
-@pytest.mark.parametrize("task", synth.TASKS)
+@pytest.mark.parametrize("task", TASKS)
 def test_render_is_byte_identical_on_repeat(task):
     a, b = render(7, seed=1, task=task, scale=0.125), render(7, seed=1, task=task, scale=0.125)
     for f in ARRAYS:
@@ -51,7 +52,7 @@ def test_identical_in_a_fresh_process():
 
 
 @pytest.mark.parametrize("scale", [0.05, 0.1, 0.2])
-@pytest.mark.parametrize("task", synth.TASKS)
+@pytest.mark.parametrize("task", TASKS)
 def test_shape_matches_render(task, scale):
     for i in range(4):
         assert render(i, seed=5, task=task, scale=scale).image.shape == shape(i, seed=5, task=task, scale=scale)
@@ -63,7 +64,7 @@ def test_different_indices_differ():
 
 
 def test_full_scale_size_ranges_via_shape():
-    sizes = np.array([shape(i, seed=0, task=t) for t in synth.TASKS for i in range(300)])
+    sizes = np.array([shape(i, seed=0, task=t) for t in TASKS for i in range(300)])
     assert sizes[:, 0].min() >= 480 and sizes[:, 0].max() <= 640
     assert sizes[:, 1].min() >= 3200 and sizes[:, 1].max() <= 12800
     assert sizes[:, 1].max() - sizes[:, 1].min() > 6000  # actually spread over the range
@@ -76,7 +77,7 @@ def test_bad_task_and_scale_rejected():
         render(0, seed=0, task="binary", scale=0.0)
 
 
-@pytest.mark.parametrize("task", synth.TASKS)
+@pytest.mark.parametrize("task", TASKS)
 def test_sample_fields(task):
     for i in range(6):
         s = render(i, seed=2, task=task, scale=0.1)
@@ -96,7 +97,7 @@ def test_sample_fields(task):
             assert c.scale == "lin" or 0 < c.left < c.right
 
 
-@pytest.mark.parametrize("task", synth.TASKS)
+@pytest.mark.parametrize("task", TASKS)
 def test_two_to_five_curves_and_classes_follow_the_style_rule(task):
     counts, backups = set(), 0
     for i in range(16):

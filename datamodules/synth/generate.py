@@ -235,7 +235,7 @@ def _scored(
     lab_cols = lab % w
     ok &= np.bincount(lab_cols[label.ravel()[lab] == IGNORE_INDEX], minlength=w)[:w] == 0
     cand = np.flatnonzero(ok)
-    reach = hw + 1.0
+    reach = 0.5 + 1e-6  # the true point itself is inked: a label pixel of the curve's class covers it
     offs = np.arange(-int(np.ceil(reach)) - 1, int(np.ceil(reach)) + 2)
     rr = np.rint(path.yc[cand])[:, None] + offs[None, :]  # (n, m) rows around the centreline
     inside = (np.abs(rr - path.yc[cand][:, None]) <= reach) & (rr >= 0) & (rr < frame.h)

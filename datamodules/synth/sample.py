@@ -66,7 +66,8 @@ class Sample:
             logged, pen-up gap, header and scale stack).
         curve_scored: (K, W) bool, columns where curve k is visible as itself: pen down and inked, none of its
             stroke ignored, not clipped onto a border, >= 3 columns from a wrap jump, pen-up edge or splice.
-            Every scored column has a label pixel of the curve's class within hw + 1 rows of its centreline.
+            In every scored column the true point itself is inked: a label pixel of the curve's class lies
+            within half a pixel of its centreline (so a perfect prediction reaches every scored column).
         curve_laps: (K, W) int8, wrap lap per column (0 = on scale); see ``CurveInfo.value``.
         curve_classes: (K,) int64, the label class of each curve (binary: 1; multiclass: 1 solid and dark,
             2 dashed, dotted or lighter).

@@ -20,7 +20,8 @@ def drawn() -> list[tuple[str, Drawn]]:
 
 
 def test_scored_columns_have_their_class_next_to_the_centreline(drawn):
-    """A perfect prediction can cover every scored column: a pixel of the curve's class within hw + 1 rows."""
+    """A perfect prediction covers every scored column: a pixel of the curve's class within half a pixel of the
+    true centreline (the true point itself is inked)."""
     checked = 0
     for _, d in drawn:
         s = d.sample
@@ -29,7 +30,7 @@ def test_scored_columns_have_their_class_next_to_the_centreline(drawn):
             y = s.curve_rows[k, cols]
             offs = np.arange(-int(hw) - 3, int(hw) + 4)
             rows = np.rint(y)[:, None] + offs[None, :]  # (n, m)
-            near = (np.abs(rows - y[:, None]) <= hw + 1) & (rows >= 0) & (rows < s.label.shape[0])
+            near = (np.abs(rows - y[:, None]) <= 0.5 + 1e-6) & (rows >= 0) & (rows < s.label.shape[0])
             lab = s.label[np.clip(rows, 0, s.label.shape[0] - 1).astype(int), cols[:, None]]
             assert ((lab == s.curve_classes[k]) & near).any(axis=1).all()
             checked += cols.size

@@ -9,7 +9,6 @@ weighted by the class probability (sub-pixel; the exact stroke centre for a symm
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from models.modes import TaskMode
 
@@ -23,21 +22,24 @@ def run_centres(mask: torch.Tensor, weight: torch.Tensor | None = None) -> torch
     Returns:
         (N, H, W) float32: at the last row of every run, the run's (weighted) centre row; NaN elsewhere.
     """
-    n, h, w = mask.shape
-    wgt = mask.float() if weight is None else weight.float() * mask  # (N, H, W)
-    rows = torch.arange(h, device=mask.device, dtype=torch.float32).view(1, h, 1)
-    cum_w = F.pad(wgt.cumsum(1), (0, 0, 1, 0))  # (N, H + 1, W), cum_w[:, r] = sum of rows < r
-    cum_wr = F.pad((wgt * rows).cumsum(1), (0, 0, 1, 0))
-    above = F.pad(mask, (0, 0, 1, 0))[:, :-1]  # (N, H, W), the row above
-    below = F.pad(mask, (0, 0, 0, 1))[:, 1:]  # the row below
-    index = torch.arange(h, device=mask.device).view(1, h, 1).expand(n, h, w)
-    start = torch.where(mask & ~above, index, torch.zeros_like(index)).cummax(dim=1).values  # (N, H, W)
-    end = index + 1  # exclusive
-    total = cum_w.gather(1, end) - cum_w.gather(1, start)  # weight of the run ending here
-    moment = cum_wr.gather(1, end) - cum_wr.gather(1, start)
-    plain = (start.float() + index.float()) / 2.0  # unweighted centre, where the weights sum to 0
+    out = torch.full(mask.shape, float("nan"), dtype=torch.float32, device=mask.device)
+    img, col, row = torch.nonzero(mask.transpose(1, 2), as_tuple=True)  # (M,) each, ordered image, column, row
+    m = row.numel()
+    if m == 0:
+        return out
+    starts = torch.ones(m, dtype=torch.bool, device=mask.device)  # a pixel that opens a run
+    starts[1:] = (img[1:] != img[:-1]) | (col[1:] != col[:-1]) | (row[1:] != row[:-1] + 1)
+    ends = torch.ones_like(starts)  # a pixel that closes one
+    ends[:-1] = starts[1:]
+    run = starts.cumsum(0) - 1  # (M,) run of each pixel
+    n_runs = int(run[-1]) + 1
+    wgt = torch.ones(m, device=mask.device) if weight is None else weight[img, row, col].float()
+    total = torch.zeros(n_runs, device=mask.device).index_add_(0, run, wgt)  # (R,)
+    moment = torch.zeros(n_runs, device=mask.device).index_add_(0, run, wgt * row.float())
+    plain = (row[starts].float() + row[ends].float()) / 2.0  # unweighted centre, where the weights sum to 0
     centre = torch.where(total > 0, moment / total.clamp_min(1e-12), plain)
-    return torch.where(mask & ~below, centre, torch.full_like(centre, float("nan")))
+    out[img[ends], row[ends], col[ends]] = centre
+    return out
 
 
 def class_candidates(mode: TaskMode, logits: torch.Tensor) -> torch.Tensor:

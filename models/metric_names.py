@@ -12,17 +12,25 @@ from datamodules.labels import MAX_CLASSES
 
 Mode = Literal["min", "max"]
 
-# Validation metrics, logged once per epoch by the Segmenter. `_fg` = mean over curve classes.
+# Validation metrics, logged once per epoch by the Segmenter (models/metrics.py says how each is computed).
+# `_fg` = mean over curve classes; "track heights" = distances divided by the height of the curve's track.
 VAL_METRICS: dict[str, Mode] = {
     "val_loss": "min",
     "val_iou_fg": "max",
     "val_dice_fg": "max",
+    "val_miou_all": "max",  # mean IoU over every class, background included (VeerNet's summary)
     "val_f1_tol2": "max",
-    "val_curve_mae": "min",  # mean absolute centreline error, fraction of track height
-    "val_curve_coverage": "max",  # fraction of true-curve columns where a curve was extracted
+    "val_curve_mae": "min",  # column-wise chamfer, both sides (missed curve and false curve ink), track heights
+    "val_curve_coverage": "max",  # fraction of the columns where a curve is visible that the prediction reaches
+    "val_r2_300": "max",  # R^2 of each curve resampled to 300 points (the published protocol), mean over classes
+    "val_mae_300": "min",  # MAE of the same, in min-max normalised value units, mean over classes
 }
-# Per-class IoU and Dice, for every class of the task with the most classes (class 0 is background).
-PER_CLASS_METRICS: dict[str, Mode] = {f"val_{kind}_c{c}": "max" for kind in ("iou", "dice") for c in range(MAX_CLASSES)}
+# Per class, for every class of the task with the most classes (class 0 is background; curves from 1).
+PER_CLASS_METRICS: dict[str, Mode] = {
+    **{f"val_{kind}_c{c}": "max" for kind in ("iou", "dice") for c in range(MAX_CLASSES)},
+    **{f"val_r2_300_c{c}": "max" for c in range(1, MAX_CLASSES)},
+    **{f"val_mae_300_c{c}": "min" for c in range(1, MAX_CLASSES)},
+}
 TRAIN_METRICS: dict[str, Mode] = {"train_loss": "min"}
 
 METRICS: dict[str, Mode] = {**TRAIN_METRICS, **VAL_METRICS, **PER_CLASS_METRICS}

@@ -41,7 +41,9 @@ class SchemaVersion(NamedTuple):
         return cls(int(parts[0]), int(parts[1]) if len(parts) == 2 else 0)
 
 
-SCHEMA_VERSION = SchemaVersion(1, 0)
+# 1.0: the first release. 1.1: val_miou_all, val_r2_300, val_mae_300 (and per curve class), the binary
+# curve error with its precision side (same column); compile_seconds and graphs_compiled per trial.
+SCHEMA_VERSION = SchemaVersion(1, 1)
 SCHEMA_VERSION_KEY = b"welllog_study.schema_version"
 
 # major N -> a function turning a table of major N into one of major N + 1: (table, file name) -> table.
@@ -59,8 +61,9 @@ BEST_PREFIX = "best_"
 # Arrow type of a hyperparameter column, by the Python type of the parameter.
 PARAM_ARROW_TYPES: dict[type, pa.DataType] = {float: pa.float64(), int: pa.int64(), str: pa.string()}
 
-# Per-epoch measurements that are not metrics (see EPOCHS_SCHEMA).
-EPOCH_EXTRAS = ("lr", "epoch_seconds", "images_per_second", "pad_fraction")
+# Per-epoch measurements that are not metrics (see EPOCHS_SCHEMA). The compile figures are what torch.compile
+# spent in that epoch (a resumed trial compiles again in its first epoch); the trials table sums them.
+EPOCH_EXTRAS = ("lr", "epoch_seconds", "images_per_second", "pad_fraction", "compile_seconds", "graphs_compiled")
 
 _KEYS = [
     pa.field("study", pa.string(), nullable=False),
@@ -104,6 +107,8 @@ _TRIALS_TAIL = [
     pa.field("devices", pa.float64()),
     pa.field("device_seconds", pa.float64()),
     pa.field("seconds_saved", pa.float64()),  # stopped_early only; 0 otherwise
+    pa.field("compile_seconds", pa.float64()),  # torch.compile time over the trial's epochs; null when eager
+    pa.field("graphs_compiled", pa.int32()),  # graphs torch.compile built over the trial's epochs
     pa.field("started_at", TIMESTAMP),
     pa.field("finished_at", TIMESTAMP),
     pa.field("node", pa.string()),

@@ -371,6 +371,7 @@ class StudyTables:
         if trial["status"] == "stopped_early":
             missing = max(trial["epoch_budget"] - len(epochs), 0)
             saved = missing * sum(epoch_seconds) / len(epoch_seconds) if epoch_seconds else None
+        compiled = [e for e in epochs if e.get("compile_seconds") is not None]
         return {
             "epochs_completed": len(epochs),
             "best_epoch": best_epoch,
@@ -385,5 +386,7 @@ class StudyTables:
             "wall_seconds": wall,
             "device_seconds": wall * devices if devices is not None else None,
             "seconds_saved": saved,
+            "compile_seconds": sum(e["compile_seconds"] for e in compiled) if compiled else None,
+            "graphs_compiled": int(sum(e["graphs_compiled"] or 0 for e in compiled)) if compiled else None,
             "schema_version": SCHEMA_VERSION.major,
         }

@@ -69,6 +69,11 @@ def epoch_values(task: str, quality: float, epoch: int) -> dict[str, float | dat
         "val_f1_tol2": dice * 0.9,
         "val_curve_mae": 0.1 / epoch,
         "val_curve_coverage": 0.5 + 0.05 * epoch,
+        "val_miou_all": 0.5 + dice * 0.4,  # written from schema 1.1 on
+        "val_r2_300": 0.9 + 0.01 * epoch,
+        "val_mae_300": 0.05 / epoch,
+        "val_r2_300_c1": 0.9 + 0.01 * epoch,
+        "val_mae_300_c1": 0.05 / epoch,
         "val_iou_c0": 0.99,
         "val_dice_c0": 0.995,
         "val_iou_c1": dice * 0.8,
@@ -83,6 +88,8 @@ def epoch_values(task: str, quality: float, epoch: int) -> dict[str, float | dat
     if task == "multiclass":
         values["val_iou_c2"] = dice * 0.7
         values["val_dice_c2"] = dice * 0.85
+        values["val_r2_300_c2"] = 0.85 + 0.01 * epoch
+        values["val_mae_300_c2"] = 0.08 / epoch
     return values
 
 

@@ -41,7 +41,7 @@ def next_minor(monkeypatch) -> SchemaVersion:
     for module in (schema, query, tables):
         monkeypatch.setattr(module, "SCHEMA_VERSION", version, raising=False)
         monkeypatch.setattr(module, "EPOCHS_SCHEMA", epochs, raising=False)
-    monkeypatch.setattr(schema, "_TRIALS_TAIL", [*schema._TRIALS_TAIL, pa.field("compile_seconds", pa.float64())])
+    monkeypatch.setattr(schema, "_TRIALS_TAIL", [*schema._TRIALS_TAIL, pa.field("new_cost_seconds", pa.float64())])
     return version
 
 
@@ -59,7 +59,7 @@ def test_golden_v1_files_load_and_say_their_version(v1_study):
 def test_next_minor_reads_v1_with_nulls_in_the_new_columns(v1_study, next_minor):
     trials, epochs = load_trials(v1_study), load_epochs(v1_study)
     assert trials.attrs["schema_version"] == "1.0"
-    assert trials["compile_seconds"].isna().all()
+    assert trials["new_cost_seconds"].isna().all()
     assert epochs["val_new_metric"].isna().all()
     assert query.best_trials(v1_study)["trial_id"].tolist() == ["b0", "m2"]  # the queries still answer
     assert _version(v1_study / "tables" / "trials.parquet") == "1"  # reading never writes
@@ -82,7 +82,7 @@ def test_resuming_a_v1_study_under_the_next_minor_upgrades_it_in_place(v1_study,
     assert len(after_epochs) == len(before["epochs"]) + 1
     assert after_epochs.loc[after_epochs["epoch"] == 3, "val_new_metric"].dropna().tolist() == [0.5]
     assert after_trials.set_index("trial_id").loc["b3", "epochs_completed"] == 3
-    assert after_trials["compile_seconds"].isna().all()
+    assert after_trials["new_cost_seconds"].isna().all()
 
 
 def test_a_study_written_by_a_newer_version_is_refused_not_rewritten(v1_study, next_minor, monkeypatch):
@@ -115,3 +115,31 @@ def test_a_major_version_needs_its_migration(v1_study, monkeypatch):
 
     monkeypatch.setitem(query.MIGRATIONS, SCHEMA_VERSION.major, rename_node)
     assert load_trials(v1_study).attrs["schema_version"] == "1.0"
+
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+def test_the_current_version_has_golden_files_with_exactly_its_columns():
+    """A column added without a version bump (or a bump without golden files) fails here."""
+    current = ASSETS / f"v{SCHEMA_VERSION}"
+    assert current.is_dir(), f"run tests/assets/make_golden.py to write {current}"
+    expected = {
+        "epochs.parquet": EPOCHS_SCHEMA.names,
+        "trials.parquet": schema.trials_schema(schema.param_columns(make_golden.PARAM_TYPES)).names,
+    }
+    for name, names in expected.items():
+        written = pq.read_schema(current / name)
+        assert written.names == names, name
+        assert written.metadata[SCHEMA_VERSION_KEY] == str(SCHEMA_VERSION).encode()
+
+
+@pytest.mark.parametrize("version_dir", sorted(p.name for p in ASSETS.glob("v*") if p.is_dir()))
+def test_every_golden_version_reads_and_resumes(tmp_path, version_dir):
+    shutil.copytree(ASSETS / version_dir, tmp_path / "tables")
+    trials = load_trials(tmp_path)
+    assert trials.attrs["schema_version"] == str(SchemaVersion.parse(version_dir[1:]))
+    assert query.best_trials(tmp_path)["trial_id"].tolist() == ["b0", "m2"]
+    StudyTables(tmp_path / "tables", make_golden.STUDY, make_golden.OBJECTIVE, make_golden.PARAM_TYPES)
+    assert load_epochs(tmp_path).attrs["schema_version"] == str(SCHEMA_VERSION)  # upgraded in place
+    assert len(load_trials(tmp_path)) == len(trials)

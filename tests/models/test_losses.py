@@ -26,7 +26,7 @@ def _loss(task, name):
     """Every parameter of the loss set away from its default (weights from frequencies where it takes them)."""
     values = {"pos_weight": 3.0, "class_weighting": "inverse_sqrt", "dice_weight": 2.0, "focal_gamma": 1.0,
               "focal_alpha": 0.75, "tversky_alpha": 0.2, "tversky_beta": 0.8}  # fmt: skip
-    params = {p.name: values[p.name] for p in LOSSES[task][name].params}
+    params = {p.name: values.get(p.name, p.default) for p in LOSSES[task][name].params}
     return build_loss(task, name, params, class_frequencies=FREQUENCIES if task == "multiclass" else None)
 
 

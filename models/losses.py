@@ -96,14 +96,16 @@ class FocalLoss(_ModeLoss):
 
 
 class TverskyLoss(_ModeLoss):
-    """1 - TP / (TP + alpha FP + beta FN), counts summed over the batch, mean over curve classes.
+    """mean over curve classes of (1 - TI) ** gamma, TI = TP / (TP + alpha FP + beta FN), counts summed over
+    the batch.
 
-    alpha = beta = 0.5 is soft Dice.
+    alpha = beta = 0.5, gamma = 1 is soft Dice; gamma < 1 is the focal Tversky loss (Abraham and Khan 2019),
+    which keeps pushing on classes that are already mostly right.
     """
 
-    def __init__(self, mode: TaskMode, alpha: float = 0.3, beta: float = 0.7) -> None:
+    def __init__(self, mode: TaskMode, alpha: float = 0.3, beta: float = 0.7, gamma: float = 1.0) -> None:
         super().__init__(mode)
-        self.alpha, self.beta = alpha, beta
+        self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.curve = list(mode.curve_classes)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -114,7 +116,7 @@ class TverskyLoss(_ModeLoss):
         fp = (p * (1.0 - t)).sum((0, 2, 3))
         fn = ((1.0 - p) * t).sum((0, 2, 3))
         score = (tp + _EPS) / (tp + self.alpha * fp + self.beta * fn + _EPS)
-        return 1.0 - score.mean()
+        return ((1.0 - score).clamp_min(0.0) ** self.gamma).mean()
 
 
 class SumLoss(nn.Module):
@@ -160,6 +162,7 @@ FOCAL_GAMMA = HParam("focal_gamma", float, 2.0)
 FOCAL_ALPHA = HParam("focal_alpha", float, 0.25)  # binary focal: weight of the positives
 TVERSKY_ALPHA = HParam("tversky_alpha", float, 0.3)  # weight of false positives
 TVERSKY_BETA = HParam("tversky_beta", float, 0.7)  # weight of false negatives
+TVERSKY_GAMMA = HParam("tversky_gamma", float, 0.75)  # focal Tversky: exponent of (1 - Tversky index)
 
 
 class _Context:
@@ -203,6 +206,11 @@ def _bce(c: _Context) -> nn.Module:
     return BCELoss(c.mode, float(c[POS_WEIGHT.name]))
 
 
+def _focal_tversky(c: _Context) -> nn.Module:
+    alpha, beta, gamma = (float(c[p.name]) for p in (TVERSKY_ALPHA, TVERSKY_BETA, TVERSKY_GAMMA))
+    return TverskyLoss(c.mode, alpha, beta, gamma)
+
+
 def _ce(c: _Context) -> nn.Module:
     return CELoss(c.mode, c.class_weights())
 
@@ -224,6 +232,7 @@ LOSSES: dict[str, dict[str, LossSpec]] = {
                 lambda c: FocalLoss(c.mode, float(c[FOCAL_GAMMA.name]), alpha=float(c[FOCAL_ALPHA.name])),
             ),
             LossSpec("tversky", (TVERSKY_ALPHA, TVERSKY_BETA), _tversky),
+            LossSpec("focal_tversky", (TVERSKY_ALPHA, TVERSKY_BETA, TVERSKY_GAMMA), _focal_tversky),
         )
     },
     "multiclass": {
@@ -242,6 +251,7 @@ LOSSES: dict[str, dict[str, LossSpec]] = {
                 lambda c: FocalLoss(c.mode, float(c[FOCAL_GAMMA.name]), class_weights=c.class_weights()),
             ),
             LossSpec("tversky", (TVERSKY_ALPHA, TVERSKY_BETA), _tversky),
+            LossSpec("focal_tversky", (TVERSKY_ALPHA, TVERSKY_BETA, TVERSKY_GAMMA), _focal_tversky),
         )
     },
 }

@@ -28,6 +28,7 @@ DOMAINS: dict[HParam, BaseDistribution] = {
     losses.FOCAL_ALPHA: CategoricalDistribution((0.25, 0.5, 0.75)),
     losses.TVERSKY_ALPHA: CategoricalDistribution((0.2, 0.3)),
     losses.TVERSKY_BETA: CategoricalDistribution((0.7, 0.8)),
+    losses.TVERSKY_GAMMA: CategoricalDistribution((0.75, 1.33)),
 }
 
 

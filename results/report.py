@@ -45,7 +45,9 @@ from study.config import STUDY_FILE, StudyConfig
 
 REPORT_FILE = "report.html"
 N_PREDICTIONS = 3  # validation rasters shown per task
-WINDOW = 1024  # at most this many columns of a raster are segmented and shown (its middle)
+# At most this many columns of a raster (its middle) are segmented and shown, about one pixel per screen pixel:
+# a wide, low raster fills the page width in four stacked panels, a tall one half of it in a 2 x 2 grid.
+WINDOW_WIDE, WINDOW_TALL = 1024, 512
 TOP_PARAMS = 6  # slice plots for at most this many parameters
 IMPORTANT = 0.05  # a parameter with at least this share of the importance gets a slice plot
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -79,13 +81,17 @@ class StudyView:
         return mode_of(self.config.metric)
 
     def rungs(self) -> list[int]:
-        """ASHA's rungs: grace period x reduction factor^k, up to the epoch budget."""
         cfg = self.config
-        grace, factor = min(cfg.grace_period, cfg.epochs), cfg.reduction_factor
-        rungs = [max(1, grace)]
-        while factor > 1 and rungs[-1] * factor <= cfg.epochs:
-            rungs.append(rungs[-1] * factor)
-        return rungs
+        return asha_rungs(cfg.grace_period, cfg.reduction_factor, cfg.epochs)
+
+
+def asha_rungs(grace_period: int, reduction_factor: int, budget: int) -> list[int]:
+    """ASHA's rungs: grace period x reduction factor^k up to the epoch budget (the grace period capped at the
+    budget, as the study's scheduler does)."""
+    rungs = [max(1, min(grace_period, budget))]
+    while reduction_factor > 1 and rungs[-1] * reduction_factor <= budget:
+        rungs.append(rungs[-1] * reduction_factor)
+    return rungs
 
 
 def _table(study_dir: Path, name: str, loader, schema) -> tuple[pd.DataFrame, bool]:
@@ -380,11 +386,12 @@ def _errors_section(task: str, trials: pd.DataFrame) -> str:
     return _section(f"{task}-errors", "Errored trials", table)
 
 
-def _window(width: int) -> slice:
-    if width <= WINDOW:
+def _window(height: int, width: int) -> slice:
+    window = WINDOW_WIDE if 3 * height <= WINDOW_WIDE else WINDOW_TALL
+    if width <= window:
         return slice(0, width)
-    start = (width - WINDOW) // 2
-    return slice(start, start + WINDOW)
+    start = (width - window) // 2
+    return slice(start, start + window)
 
 
 def _predictions_section(view: StudyView, task: str, device: str) -> str:
@@ -425,10 +432,12 @@ def _predictions_section(view: StudyView, task: str, device: str) -> str:
         sample = data.val_set[i]
         index = data.val_set.indices[i]
         h, w = sample.image.shape
-        cols = _window(w)
+        cols = _window(h, w)
         image, truth = sample.image[:, cols], sample.label[:, cols]
         pred = segment(ckpt, image)
-        part = f"columns {cols.start}-{cols.stop - 1} of {w}" if w > WINDOW else f"{w} x {h} px"
+        part = f"{w} x {h} px"
+        if cols.stop - cols.start < w:
+            part = f"columns {cols.start}-{cols.stop - 1} of {part}"
         png = figures.prediction(image, truth, pred.classes, pred.curves, f"validation raster {index} ({part})")
         caption = (
             f"Validation raster {index}, {part}: the image, its true label, the predicted classes and the "

@@ -228,7 +228,7 @@ def _header(view: StudyView, out: Path) -> str:
             )
         else:
             best.append(f"<li><b>{_e(task)}</b>: no finished trial yet</li>")
-    resume = f"python -m study.run --resume --name {cfg.name} --storage {study_dir.parent}"
+    resume = f"python -m study.run --resume --name {study_dir.name} --storage {study_dir.parent}"
     rebuild = f"python -m results.report {study_dir}"
     if out.absolute() != (study_dir / REPORT_FILE).absolute():
         rebuild += f" --out {out.absolute()}"

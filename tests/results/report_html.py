@@ -118,8 +118,11 @@ def open_in_browser(path: Path, screenshot: Path | None = None, width: int = 110
                 })"""
             )
             sections = page.evaluate("() => [...document.querySelectorAll('section')].map(s => s.id)")
-            if screenshot is not None:
-                page.locator("section").first.screenshot(path=str(screenshot))
+            if screenshot is not None:  # the first section with a margin of page around it
+                box = page.locator("section").first.bounding_box()
+                clip = {"x": max(0, box["x"] - 16), "y": max(0, box["y"] - 8)}
+                clip.update(width=box["width"] + 32, height=box["height"] + 24)
+                page.screenshot(path=str(screenshot), clip=clip)
         finally:
             browser.close()
     return Rendered(errors, requests, figures, sections)

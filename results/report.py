@@ -410,8 +410,12 @@ def _predictions_section(view: StudyView, task: str, device: str) -> str:
     if pd.isna(row["checkpoint_path"]):
         return _section(anchor, title, _note(f"The best trial {_e(row['trial_id'])} has no checkpoint recorded."))
     from datamodules.welllog import WellLogDataModule
-    from study.predict import PredictError, load_checkpoint, segment
+    from study.predict import PredictError, load_checkpoint, pick_device, segment
 
+    try:
+        device = pick_device(device)
+    except PredictError as exc:
+        raise ReportError(str(exc)) from None
     try:
         ckpt = load_checkpoint(str(row["checkpoint_path"]), device)
     except PredictError as exc:
@@ -516,11 +520,13 @@ def write_report(study_dir: Path | str, out: Path | str | None = None, *, device
     """Build the report of ``study_dir`` and write it atomically to ``out`` (default STUDY_DIR/report.html).
 
     Args:
-        device: where the best trials' checkpoints segment the validation rasters ("cpu", "cuda", ...).
+        device: where the best trials' checkpoints segment the validation rasters: "cpu", "cuda", "cuda:N", or
+            "auto" (the GPU if torch sees one).
     Returns:
         The path written.
     Raises:
-        ReportError: not a study directory, a damaged ``study.json`` or table, or ``out`` not writable.
+        ReportError: not a study directory, a damaged ``study.json`` or table, ``out`` not writable, or a
+            ``device`` torch does not have.
     """
     view = load_study(study_dir)
     out = Path(out) if out is not None else view.study_dir / REPORT_FILE

@@ -84,8 +84,14 @@ def pick_device(requested: str = "auto") -> str:
 
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise PredictError(f"--device {requested}: torch sees no GPU here; use --device cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise PredictError(f"--device {requested!r} is not a device; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise PredictError(f"--device {requested}: torch sees {torch.cuda.device_count()} GPUs here; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise PredictError(f"--device {requested}: only cpu and cuda are supported")
     return requested
 
 

@@ -115,6 +115,7 @@ def test_bad_inputs_exit_2_with_one_line(tiny_study, tmp_path, capsys):
         (["--best", empty, "--task", "binary", "--index", 3], "no such table"),
         (["--checkpoint", binary], "one of the arguments --image --index is required"),
         (["--checkpoint", binary, "--index", -1, "--task", "binary"], "must be >= 0"),
+        (["--checkpoint", binary, "--image", scan, "--device", "gpu0"], "is not a device"),
     ]
     for argv, words in cases:
         line = _one_line_exit_2(argv, capsys)

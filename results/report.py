@@ -386,6 +386,17 @@ def _errors_section(task: str, trials: pd.DataFrame) -> str:
     return _section(f"{task}-errors", "Errored trials", table)
 
 
+def _instances(indices: range) -> str:
+    first, last = indices.start, indices.stop - 1
+    return f"instance {first}" if first == last else f"instances {first}-{last}"
+
+
+def _shown(n_val: int) -> str:
+    if n_val <= N_PREDICTIONS:
+        return "all of them are shown" if n_val > 1 else "it is shown"
+    return f"the first {N_PREDICTIONS} are shown"
+
+
 def _window(height: int, width: int) -> slice:
     window = WINDOW_WIDE if 3 * height <= WINDOW_WIDE else WINDOW_TALL
     if width <= window:
@@ -427,9 +438,8 @@ def _predictions_section(view: StudyView, task: str, device: str) -> str:
     parts = [
         _note(
             f"Trial <code>{_e(row['trial_id'])}</code>, checkpoint <code>{_e(ckpt.path)}</code> (the epoch with "
-            f"the best {_e(view.config.metric)} that Ray kept), segmenting on {_e(device)}. Validation rasters "
-            f"are instances {data.val_set.indices.start}-{data.val_set.indices.stop - 1}; the first "
-            f"{N_PREDICTIONS} are shown."
+            f"the best {_e(view.config.metric)} that Ray kept), segmenting on {_e(device)}. The validation set is "
+            f"{_instances(data.val_set.indices)}; {_shown(len(data.val_set))}."
         )
     ]
     for i in range(min(N_PREDICTIONS, len(data.val_set))):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from datamodules.labels import TASKS
 
+STUDY_FILE = "study.json"  # the saved plan, in the study directory
+
 
 @dataclass(frozen=True)
 class TaskPreset:

@@ -8,6 +8,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU is the default device i
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+import pytest
 import torch
 
 from datamodules.synth import CurveInfo, Sample
@@ -44,3 +45,20 @@ def make_sample(h: int, w: int, *, seed: int = 0, n_curves: int = 2, task: str =
             CurveInfo("GR", "lin", 0.0, 150.0, "clip", -1, "solid" if c == 1 else "long") for c in classes.tolist()
         ),
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory):
+    """One real tiny study (both tasks, 2 trials x 2 epochs each, real Ray, Optuna and Lightning), shared by the
+    report and predict tests. 15 rasters per task leave 3 for validation (the report shows 3). The first binary
+    trial to reach epoch 2 fails there on every attempt (fault injection), so the study holds an errored trial
+    beside finished ones. Returns the study directory."""
+    from tests.study.helpers import TINY, study
+
+    home = tmp_path_factory.mktemp("tiny-study")
+    args = ["--storage", str(home / "runs"), "--name", "tiny", "--num-samples", "2", "--epochs", "2", *TINY]
+    args += ["--instances", "15"]  # after TINY's: the last one counts
+    faults = [{"action": "raise", "epoch": 2, "trials": "one", "times": 3}]
+    proc = study(args, home, faults=faults)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]  # 1: a trial errored, as injected
+    return home / "runs" / "tiny"

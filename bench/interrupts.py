@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = ["--task", "binary", "--num-samples", "2", "--epochs", "4", "--instances", "24", "--scale", "0.08"]
-CPU = ["--no-dashboard", "--cpus-per-trial", "1", "--max-concurrent", "2"]
+CPU = ["--no-dashboard", "--no-report", "--cpus-per-trial", "1", "--max-concurrent", "2"]
 STARTED = "started with configuration"  # Ray Tune's line when a trial starts
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from datamodules.labels import TASKS
 
 STUDY_FILE = "study.json"  # the saved plan, in the study directory
+CHECKPOINT_FILE = "checkpoint.ckpt"  # the Lightning checkpoint inside each Ray checkpoint directory
 
 
 @dataclass(frozen=True)

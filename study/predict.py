@@ -35,13 +35,13 @@ from PIL import Image
 
 from datamodules.labels import TASKS
 from datamodules.preview import COLOURS, write_png
+from study.config import CHECKPOINT_FILE
 
 if TYPE_CHECKING:
     import torch
 
     from models.segmenter import Segmenter
 
-CHECKPOINT_FILE = "checkpoint.ckpt"  # the Lightning checkpoint inside each Ray checkpoint directory
 EXIT_OK, EXIT_USAGE = 0, 2
 PAPER_RGB = (255, 255, 255)
 TINT = 0.55  # weight of the class colour over a predicted pixel in the overlay

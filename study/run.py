@@ -21,9 +21,8 @@ from urllib.parse import urlparse
 from datamodules.labels import TASKS
 from models.metric_names import DEFAULT_OBJECTIVE, OBJECTIVES
 from results.schema import FINAL_STATUSES
-from study.config import PRESETS, StudyConfig, expand_tasks
+from study.config import PRESETS, STUDY_FILE, StudyConfig, expand_tasks
 
-STUDY_FILE = "study.json"
 EXIT_OK, EXIT_TRIAL_ERRORS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Flags that define the plan of a study (argparse dests). With --resume the saved plan is used: these may be
@@ -109,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the interrupted study --name with its saved plan (plan flags may be repeated, not changed)",
     )
     s.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not write STUDY_DIR/report.html when the study ends (python -m results.report writes it later)",
+    )
+    s.add_argument(
         "--restart-errored",
         action="store_true",
         help="with --resume: restart errored trials from scratch instead of resuming them from their checkpoints",
@@ -185,6 +189,7 @@ class Request:
     dashboard: bool
     dashboard_host: str
     restart_errored: bool
+    report: bool = True
 
 
 def _flag(dest: str) -> str:
@@ -264,6 +269,7 @@ def parse(argv: list[str] | None) -> Request:
         dashboard=not args.no_dashboard,
         dashboard_host=args.dashboard_host,
         restart_errored=args.restart_errored,
+        report=not args.no_report,
     )
 
 
@@ -354,6 +360,18 @@ def _report(cfg: StudyConfig) -> int:
     return EXIT_TRIAL_ERRORS if len(errored) else EXIT_OK
 
 
+def _write_report(cfg: StudyConfig) -> None:
+    """The study's HTML report beside its tables; a report that cannot be built is said, not fatal."""
+    from results.report import ReportError, write_report
+
+    try:
+        path = write_report(cfg.study_dir, device="auto" if cfg.gpus_per_trial > 0 else "cpu")
+    except ReportError as exc:
+        print(f"report not written: {exc}")
+        return
+    print(f"report: {path}  (rebuild with: python -m results.report {cfg.study_dir})")
+
+
 def run(req: Request) -> int:
     """Starts (or joins) Ray, runs the request's study to its end, returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -387,7 +405,10 @@ def run(req: Request) -> int:
                 print(f"  python -m study.run --resume --name {cfg.name} --storage {cfg.storage}")
                 return EXIT_INTERRUPTED
             close_optuna_study(cfg, task)
-        return _report(cfg)
+        code = _report(cfg)
+        if req.report:
+            _write_report(cfg)
+        return code
     except UsageError as exc:
         print(f"study.run: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -19,10 +19,9 @@ from datamodules.welllog import WellLogDataModule
 from models.hparams import TrialParams, loss_kwargs
 from models.metric_names import METRICS
 from models.segmenter import Segmenter
+from study.config import CHECKPOINT_FILE
 from study.faults import FaultInjector
 from study.trainer import EpochStats, build_trainer
-
-CHECKPOINT_FILE = "checkpoint.ckpt"
 
 
 @dataclass(frozen=True)

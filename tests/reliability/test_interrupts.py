@@ -23,7 +23,7 @@ from tests.study.helpers import REPO, check_tables, env_for, reported_epochs, st
 pytestmark = pytest.mark.slow
 
 TASK = ["--task", "binary", "--num-samples", "2", "--epochs", "4", "--instances", "24", "--scale", "0.08"]
-TINY_CPU = ["--no-dashboard", "--cpus-per-trial", "1", "--max-concurrent", "2"]
+TINY_CPU = ["--no-dashboard", "--no-report", "--cpus-per-trial", "1", "--max-concurrent", "2"]
 
 
 class Driver:
@@ -141,7 +141,7 @@ def test_sigkilled_driver_then_resume_completes_every_trial_once(tmp_path):
     time.sleep(2)
     kill_orphans(tmp_path)
 
-    proc = study(["--storage", str(storage), "--name", "k", "--resume", "--no-dashboard"], tmp_path)
+    proc = study(["--storage", str(storage), "--name", "k", "--resume", "--no-dashboard", "--no-report"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     check_tables(study_dir, ("binary",), n_trials=2, epochs=4)
     after = _progress(study_dir)

@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent(
 def test_trial_survives_the_loss_of_its_node(tmp_path):
     storage = tmp_path / "shared"
     args = ["--storage", str(storage), "--name", "n", "--task", "binary", "--num-samples", "1", "--epochs", "4"]
-    args += ["--instances", "24", "--scale", "0.08", "--no-dashboard", "--cpus-per-trial", "1"]
+    args += ["--instances", "24", "--scale", "0.08", "--no-dashboard", "--no-report", "--cpus-per-trial", "1"]
     proc = script(SCRIPT, [str(storage), *args], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "removed node" in proc.stdout

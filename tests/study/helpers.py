@@ -16,7 +16,7 @@ from study.faults import ENV as FAULTS_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 # Tiny rasters: 6 instances of about 160-640 x 24-32 px; 2 epochs. Each trial takes seconds on one core.
-TINY = ["--instances", "6", "--scale", "0.05", "--no-dashboard", "--cpus-per-trial", "1"]
+TINY = ["--instances", "6", "--scale", "0.05", "--no-dashboard", "--cpus-per-trial", "1", "--no-report"]
 
 
 def env_for(home: Path, faults: list[dict] | None = None) -> dict[str, str]:

@@ -5,14 +5,20 @@ collate): the widest raster of the data set and a typical (median-area) batch fr
 sampler; then a few validation steps (forward + metrics). Prints images/s, Mpx/s, peak memory and the
 projected 50-epoch wall time beside the reference (110 min binary, 550 min multiclass on one GPU).
 
+``--ragged-steps N`` instead trains N steps drawn from the real sampler (real rasters, real padded sizes, one
+epoch's order) and prints how many graphs torch.compile built for them, the seconds it spent, and the
+throughput with and without that compile time.
+
     python -m bench.runshape --task binary           # full scale on a GPU, 0.125 scale on CPU
     python -m bench.runshape --task multiclass --scale 0.1 --steps 4
+    python -m bench.runshape --task binary --ragged-steps 40 --compile on
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -27,6 +33,8 @@ from torch.utils.data import DataLoader
 from datamodules import synth
 from datamodules.batching import WidthBucketSampler
 from datamodules.collate import Batch, collate, padded_size
+from datamodules.welllog import RasterDataset
+from models.compiled import CompileWatch, compile_network
 from models.segmenter import Segmenter
 from study.config import FULL
 from study.trainer import build_trainer
@@ -60,6 +68,23 @@ class StepTimer(L.Callback):
     def on_validation_batch_end(self, *args) -> None:
         self._sync()
         self.val.append(time.perf_counter() - self._t)
+
+
+def build_model(task: str, args: argparse.Namespace) -> Segmenter:
+    """The trial's Segmenter with this run's compile and memory settings."""
+    model = Segmenter(task, base_channels=args.base_channels, depth=args.depth, max_epochs=50)
+    model.net.checkpoint_levels = args.checkpoint_levels
+    if args.channels_last:  # experiment: NHWC convolutions (not the trial's setting)
+        model = model.to(memory_format=torch.channels_last)
+    if args.compile == "on" or (args.compile == "auto" and torch.cuda.is_available()):
+        compile_network(model.net)
+    return model
+
+
+def _peak_gib() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def _loader(batch: Batch, n: int) -> DataLoader:
@@ -104,11 +129,7 @@ def measure(task: str, indices: list[int], args: argparse.Namespace) -> dict[str
     by_index = dict(zip(sorted(set(indices)), samples))
     batch = collate([by_index[i] for i in indices])
     b, _, h, w = batch.images.shape
-    model = Segmenter(task, base_channels=args.base_channels, depth=args.depth, max_epochs=50)
-    if args.channels_last:  # experiment: NHWC convolutions (not the trial's setting)
-        model = model.to(memory_format=torch.channels_last)
-    if args.compile:  # experiment: torch.compile of the network with dynamic shapes (not the trial's setting)
-        model.net = torch.compile(model.net, dynamic=True)
+    model = build_model(task, args)
     timer = StepTimer()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -136,13 +157,56 @@ def measure(task: str, indices: list[int], args: argparse.Namespace) -> dict[str
         images_per_s=b / step,
         mpx_per_s=mpx / step,
         val_mpx_per_s=mpx / val_step,
-        peak_gib=(
-            torch.cuda.max_memory_allocated() / 2**30
-            if torch.cuda.is_available()
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        ),
+        peak_gib=_peak_gib(),
     )
     return row
+
+
+def ragged(task: str, args: argparse.Namespace) -> dict[str, float | int]:
+    """Train ``args.ragged_steps`` steps in the real sampler's order (epoch 0) over real rasters."""
+    preset = FULL.tasks[task]
+    dataset = RasterDataset(task, range(round(preset.n_instances * 0.8)), seed=args.seed, scale=args.scale)
+    sizes = dataset.sizes()
+    batches = list(WidthBucketSampler(sizes, preset.batch_size, seed=args.seed))[: args.ragged_steps]
+    shapes = [(padded_size(max(sizes[i][0] for i in b)), padded_size(max(sizes[i][1] for i in b))) for b in batches]
+    loader = DataLoader(
+        dataset,
+        batch_sampler=batches,
+        collate_fn=collate,
+        num_workers=args.workers,
+        pin_memory=torch.cuda.is_available(),
+    )
+    model = build_model(task, args)
+    timer, watch = StepTimer(), CompileWatch()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = build_trainer(
+            epochs=1,
+            root_dir=Path(tmp),
+            callbacks=[timer, watch],
+            limit_train_batches=len(batches),
+            limit_val_batches=0,
+        )
+        trainer.fit(model, train_dataloaders=loader)
+    images = sum(len(b) for b in batches)
+    mpx = sum(len(b) * h * w for b, (h, w) in zip(batches, shapes)) / 1e6
+    train_s = sum(timer.train)
+    steady_s = max(train_s - watch.seconds, 1e-9)
+    return {
+        "steps": len(batches),
+        "heights": len({h for h, _ in shapes}),
+        "widths": len({w for _, w in shapes}),
+        "graphs_compiled": watch.graphs,
+        "compile_seconds": watch.seconds,
+        "train_seconds": train_s,
+        "images_per_s": images / train_s,
+        "images_per_s_without_compile": images / steady_s,
+        "mpx_per_s_without_compile": mpx / steady_s,
+        "median_step_s": statistics.median(timer.train),
+        "peak_gib": _peak_gib(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,12 +222,44 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="data seed")
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--channels-last", action="store_true", help="experiment: channels_last memory format")
-    p.add_argument("--compile", action="store_true", help="experiment: torch.compile(dynamic=True) on the U-Net")
+    p.add_argument(
+        "--compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="torch.compile the U-Net (models/compiled.py); auto: on where a GPU is (default: auto)",
+    )
+    p.add_argument(
+        "--checkpoint-levels", type=int, default=0, help="recompute the N finest U-Net levels in backward (default 0)"
+    )
+    p.add_argument(
+        "--ragged-steps", type=int, default=0, help="train N steps in the real sampler's order instead of fixed shapes"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, (os.cpu_count() or 1) - 1) if gpu else 0,
+        help="DataLoader workers rendering rasters for --ragged-steps (default: up to 8 on GPU, 0 on CPU)",
+    )
     args = p.parse_args(argv)
 
     device = torch.cuda.get_device_name() if gpu else "cpu"
-    extras = "".join(f", {flag}" for flag in ("channels_last", "compile") if getattr(args, flag))
+    compiled = args.compile == "on" or (args.compile == "auto" and gpu)
+    extras = ", channels_last" * args.channels_last + f", compile {'on' if compiled else 'off'}"
+    extras += f", checkpoint_levels {args.checkpoint_levels}" if args.checkpoint_levels else ""
     print(f"{args.task}: scale {args.scale}, base {args.base_channels}, depth {args.depth}, device {device}{extras}")
+    if args.ragged_steps:
+        row = ragged(args.task, args)
+        print(
+            f"  ragged: {row['steps']} steps, {row['widths']} padded widths, {row['heights']} padded heights; "
+            f"compile {row['compile_seconds']:.1f} s; {row['images_per_s']:.2f} img/s overall, "
+            f"{row['images_per_s_without_compile']:.2f} img/s and {row['mpx_per_s_without_compile']:.1f} Mpx/s "
+            f"without compile time; median step {row['median_step_s']:.3f} s; peak {row['peak_gib']:.1f} GiB"
+        )
+        print(f"graphs compiled: {row['graphs_compiled']}")
+        if args.json:
+            summary = {"task": args.task, "scale": args.scale, "device": device, "ragged": row}
+            args.json.write_text(json.dumps(summary, indent=2))
+        return 0
     rows = {}
     for shape, indices in pick_batches(args.task, args.scale, args.seed).items():
         rows[shape] = row = measure(args.task, indices, args)

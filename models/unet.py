@@ -85,8 +85,6 @@ class UNet(nn.Module):
             raise ValueError(f"depth must be in 1..{MAX_DEPTH}, got {depth}")
         if base_channels < 1 or out_channels < 1 or in_channels < 1:
             raise ValueError("in_channels, out_channels and base_channels must be positive")
-        if not 0 <= checkpoint_levels <= depth + 1:
-            raise ValueError(f"checkpoint_levels must be in 0..{depth + 1} (depth + 1), got {checkpoint_levels}")
         widths = [base_channels * 2**i for i in range(depth + 1)]
         self.depth = depth
         self.stride = 2**depth
@@ -95,6 +93,17 @@ class UNet(nn.Module):
         self.downs = nn.ModuleList(Down(widths[i], widths[i + 1]) for i in range(depth))
         self.ups = nn.ModuleList(Up(widths[i + 1], widths[i]) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
+
+    @property
+    def checkpoint_levels(self) -> int:
+        """Levels recomputed in backward; settable on a built network (a compiled one recompiles on change)."""
+        return self._checkpoint_levels
+
+    @checkpoint_levels.setter
+    def checkpoint_levels(self, levels: int) -> None:
+        if not 0 <= levels <= self.depth + 1:
+            raise ValueError(f"checkpoint_levels must be in 0..{self.depth + 1} (depth + 1), got {levels}")
+        self._checkpoint_levels = int(levels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2] % self.stride or x.shape[-1] % self.stride:

@@ -112,13 +112,17 @@ def pick_batches(task: str, scale: float, seed: int) -> dict[str, list[int]]:
     return {"widest": [widest] * preset.batch_size, "typical": full[len(full) // 2]}
 
 
-def epoch_mpx(task: str, scale: float, seed: int) -> tuple[float, float]:
-    """Padded Mpx per epoch (train, val) of the task's full data set at `scale`."""
+def epoch_mpx(
+    task: str, scale: float, seed: int, *, n_instances: int | None = None, batch_size: int | None = None
+) -> tuple[float, float]:
+    """Padded Mpx per epoch (train, val) of the task's data set at `scale` (the full preset's unless given)."""
     preset = FULL.tasks[task]
-    n_train = round(preset.n_instances * 0.8)
-    sizes = [synth.shape(i, seed=seed, task=task, scale=scale) for i in range(preset.n_instances)]
-    train = WidthBucketSampler(sizes[:n_train], preset.batch_size, seed=seed)
-    val = WidthBucketSampler(sizes[n_train:], preset.batch_size, seed=seed, shuffle=False)
+    n = n_instances or preset.n_instances
+    batch = batch_size or preset.batch_size
+    n_train = round(n * 0.8)
+    sizes = [synth.shape(i, seed=seed, task=task, scale=scale) for i in range(n)]
+    train = WidthBucketSampler(sizes[:n_train], batch, seed=seed)
+    val = WidthBucketSampler(sizes[n_train:], batch, seed=seed, shuffle=False)
     return _padded_mpx(sizes[:n_train], list(train)), _padded_mpx(sizes[n_train:], list(val))
 
 
@@ -231,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--checkpoint-levels", type=int, default=0, help="recompute the N finest U-Net levels in backward (default 0)"
     )
+    p.add_argument("--shapes", default="widest,typical", help="fixed shapes to time (default: widest,typical)")
     p.add_argument(
         "--ragged-steps", type=int, default=0, help="train N steps in the real sampler's order instead of fixed shapes"
     )
@@ -262,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = {}
     for shape, indices in pick_batches(args.task, args.scale, args.seed).items():
+        if shape not in args.shapes.split(","):
+            continue
         rows[shape] = row = measure(args.task, indices, args)
         if "error" in row:
             print(f"  {shape:8s} {row['batch']}: {row['error']}")
@@ -272,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             f"peak {row['peak_gib']:.1f} GiB, "
             f"render {row['render_s_per_image']:.3f} s/img"
         )
-    typical = rows["typical"]
+    typical = rows.get("typical", {"error": "not run"})
     if "error" not in typical:
         train_mpx, val_mpx = epoch_mpx(args.task, args.scale, args.seed)
         epoch_s = train_mpx / typical["mpx_per_s"] + val_mpx / typical["val_mpx_per_s"]

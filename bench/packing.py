@@ -29,7 +29,7 @@ import torch
 from bench.runshape import pick_batches
 from datamodules import synth
 from datamodules.collate import Batch, collate
-from models.compiled import compile_network
+from models.compiled import COMPILE_CHOICES, compile_network, resolve_compile
 from models.segmenter import Segmenter
 
 
@@ -41,7 +41,7 @@ def _worker(rank: int, batch: Batch, args: argparse.Namespace, barrier, results)
     model = Segmenter(args.task, base_channels=args.base_channels, depth=args.depth, max_epochs=50)
     model.net.checkpoint_levels = args.checkpoint_levels
     model.to(device)
-    if args.compile == "on" or (args.compile == "auto" and device.type == "cuda"):
+    if resolve_compile(args.compile):
         compile_network(model.net)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     images, labels = batch.images.to(device), batch.labels.to(device)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base-channels", type=int, default=16, help="U-Net width")
     p.add_argument("--depth", type=int, default=5, help="U-Net depth")
     p.add_argument("--checkpoint-levels", type=int, default=0, help="recompute the N finest levels in backward")
-    p.add_argument("--compile", choices=("auto", "on", "off"), default="auto", help="auto: on where a GPU is")
+    p.add_argument("--compile", choices=COMPILE_CHOICES, default="auto", help="auto: on where a GPU is")
     p.add_argument("--seed", type=int, default=0, help="data seed")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for a worker's report")
     p.add_argument("--json", type=Path, help="also write the figures here")

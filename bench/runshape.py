@@ -34,7 +34,7 @@ from datamodules import synth
 from datamodules.batching import WidthBucketSampler
 from datamodules.collate import Batch, collate, padded_size
 from datamodules.welllog import RasterDataset
-from models.compiled import CompileWatch, compile_network
+from models.compiled import COMPILE_CHOICES, CompileWatch, compile_network, resolve_compile
 from models.segmenter import Segmenter
 from study.config import FULL
 from study.trainer import build_trainer
@@ -76,7 +76,7 @@ def build_model(task: str, args: argparse.Namespace) -> Segmenter:
     model.net.checkpoint_levels = args.checkpoint_levels
     if args.channels_last:  # experiment: NHWC convolutions (not the trial's setting)
         model = model.to(memory_format=torch.channels_last)
-    if args.compile == "on" or (args.compile == "auto" and torch.cuda.is_available()):
+    if resolve_compile(args.compile):
         compile_network(model.net)
     return model
 
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channels-last", action="store_true", help="experiment: channels_last memory format")
     p.add_argument(
         "--compile",
-        choices=("auto", "on", "off"),
+        choices=COMPILE_CHOICES,
         default="auto",
         help="torch.compile the U-Net (models/compiled.py); auto: on where a GPU is (default: auto)",
     )
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     device = torch.cuda.get_device_name() if gpu else "cpu"
-    compiled = args.compile == "on" or (args.compile == "auto" and gpu)
+    compiled = resolve_compile(args.compile)
     extras = ", channels_last" * args.channels_last + f", compile {'on' if compiled else 'off'}"
     extras += f", checkpoint_levels {args.checkpoint_levels}" if args.checkpoint_levels else ""
     print(f"{args.task}: scale {args.scale}, base {args.base_channels}, depth {args.depth}, device {device}{extras}")

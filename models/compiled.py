@@ -2,8 +2,9 @@
 
 A trial compiles its network once, in place, before ``trainer.fit``::
 
-    from models.compiled import CompileWatch, compile_network
-    compile_network(model.net)          # model: the Segmenter; its state_dict keys stay plain
+    from models.compiled import CompileWatch, compile_network, resolve_compile
+    if resolve_compile(flag):           # "auto" | "on" | "off"; auto: on where this process sees a GPU
+        compile_network(model.net)      # model: the Segmenter; its state_dict keys stay plain
     watch = CompileWatch()              # a Lightning callback: graphs compiled, seconds spent
     trainer = build_trainer(..., callbacks=[stats, watch, ...])
     ...  watch.summary() -> {"graphs_compiled": 2, "compile_seconds": 41.3}
@@ -37,6 +38,17 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 COMPILE_OPTIONS = {"layout_optimization": False}
+COMPILE_CHOICES = ("auto", "on", "off")
+
+
+def resolve_compile(flag: str) -> bool:
+    """``--compile`` to a decision: on, off, or auto = on where this process sees a CUDA device.
+
+    Call it where the network trains (the trial's worker), so auto follows the GPUs Ray gave the trial.
+    """
+    if flag not in COMPILE_CHOICES:
+        raise ValueError(f"compile must be one of {', '.join(COMPILE_CHOICES)}, got {flag!r}")
+    return flag == "on" or (flag == "auto" and torch.cuda.is_available())
 
 
 def compile_network(net: nn.Module) -> nn.Module:

@@ -8,7 +8,7 @@ import torch
 
 from datamodules.collate import padded_size
 from datamodules.welllog import WellLogDataModule
-from models.compiled import CompileWatch, compile_network, is_compiled
+from models.compiled import CompileWatch, compile_network, is_compiled, resolve_compile
 from models.segmenter import Segmenter
 from models.unet import UNet
 
@@ -20,6 +20,13 @@ def test_compile_in_place_keeps_plain_keys_both_ways():
     assert list(compiled.state_dict()) == keys  # no "_orig_mod." prefix
     compiled.load_state_dict(eager.state_dict())  # strict, eager -> compiled
     eager.load_state_dict(compiled.state_dict())  # and back
+
+
+def test_resolve_compile():
+    assert resolve_compile("on") and not resolve_compile("off")
+    assert resolve_compile("auto") == torch.cuda.is_available()  # tests run on CPU: off
+    with pytest.raises(ValueError, match="auto, on, off"):
+        resolve_compile("yes")
 
 
 def test_watch_counts_graphs_and_seconds_while_on():

@@ -129,6 +129,7 @@ VARIANTS = (
 COMPILED_VARIANTS = (
     Variant("compiled bf16", "bf16", compiled=True),
     Variant("compiled bf16 + checkpoint 1", "bf16", checkpoint_levels=1, compiled=True),
+    Variant("compiled bf16 + checkpoint 2", "bf16", checkpoint_levels=2, compiled=True),
 )
 
 
@@ -156,9 +157,10 @@ def preset_configs() -> list[tuple[str, int, int]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", help="only these base:depth pairs, comma-separated (default: the full preset's)")
+    p.add_argument("--tasks", default="binary,multiclass", help="tasks to list (default: both)")
     p.add_argument("--compiled", action="store_true", help="also measure the compiled network (slow on CPU)")
     args = p.parse_args(argv)
-    configs = preset_configs()
+    configs = [c for c in preset_configs() if c[0] in args.tasks.split(",")]
     if args.configs:
         wanted = {tuple(int(v) for v in c.split(":")) for c in args.configs.split(",")}
         configs = [c for c in configs if c[1:] in wanted]

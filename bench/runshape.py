@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  ragged: {row['steps']} steps, {row['widths']} padded widths, {row['heights']} padded heights; "
             f"compile {row['compile_seconds']:.1f} s; {row['images_per_s']:.2f} img/s overall, "
-            f"{row['images_per_s_without_compile']:.2f} img/s and {row['mpx_per_s_without_compile']:.1f} Mpx/s "
+            f"{row['images_per_s_without_compile']:.2f} img/s and {row['mpx_per_s_without_compile']:.3g} Mpx/s "
             f"without compile time; median step {row['median_step_s']:.3f} s; peak {row['peak_gib']:.1f} GiB"
         )
         print(f"graphs compiled: {row['graphs_compiled']}")

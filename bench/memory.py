@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", default="binary,multiclass", help="tasks to list (default: both)")
     p.add_argument("--compiled", action="store_true", help="also measure the compiled network (slow on CPU)")
     args = p.parse_args(argv)
+    os.environ.setdefault("KINETO_LOG_LEVEL", "99")  # the profiler's start/stop lines would interleave the table
     configs = [c for c in preset_configs() if c[0] in args.tasks.split(",")]
     if args.configs:
         wanted = {tuple(int(v) for v in c.split(":")) for c in args.configs.split(",")}

@@ -14,6 +14,7 @@ export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/inductor-cache}  # shared by every process here
+export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}  # ragged sizes fragment less
 DEADLINE=$((SECONDS + ${BUDGET_S:-330}))
 CHECKS=${CHECKS:-compiled eager multiclass ragged packing cost}
 

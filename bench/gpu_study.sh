@@ -14,6 +14,7 @@ DEADLINE=$((SECONDS + ${BUDGET_S:-530}))
 exec > >(tee "$OUT/gpu_study.log") 2>&1
 WORK=$(mktemp -d)
 export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-cache  # one on-disk compile cache for every process and trial here
+export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True  # the trials' setting: ragged sizes fragment less
 
 echo "== install carried wheels"
 if ! ls .whl/*.whl >/dev/null 2>&1; then echo "no .whl/: build it here first (bash bench/device_wheelhouse.sh)"; exit 2; fi

@@ -29,6 +29,7 @@ import torch
 from bench.runshape import pick_batches
 from datamodules import synth
 from datamodules.collate import Batch, collate
+from datamodules.labels import TASKS
 from models.compiled import COMPILE_CHOICES, compile_network, resolve_compile
 from models.segmenter import Segmenter
 
@@ -102,7 +103,7 @@ def run_rounds(batch: Batch, args: argparse.Namespace) -> tuple[dict[int, list[d
 def main(argv: list[str] | None = None) -> int:
     gpu = torch.cuda.is_available()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", choices=synth.TASKS, default="binary", help="run shape (default: binary)")
+    p.add_argument("--task", choices=TASKS, default="binary", help="run shape (default: binary)")
     p.add_argument("--procs", default="1,2,3,4", help="process counts to run, comma-separated (default 1,2,3,4)")
     p.add_argument("--seconds", type=float, default=30.0, help="timed window per process (default 30)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first, compile included (default 3)")

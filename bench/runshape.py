@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from datamodules import synth
 from datamodules.batching import WidthBucketSampler
 from datamodules.collate import Batch, collate, padded_size
+from datamodules.labels import TASKS
 from datamodules.welllog import RasterDataset
 from models.compiled import COMPILE_CHOICES, CompileWatch, compile_network, resolve_compile
 from models.segmenter import Segmenter
@@ -216,7 +217,7 @@ def ragged(task: str, args: argparse.Namespace) -> dict[str, float | int]:
 def main(argv: list[str] | None = None) -> int:
     gpu = torch.cuda.is_available()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", choices=synth.TASKS, required=True, help="which run shape")
+    p.add_argument("--task", choices=TASKS, required=True, help="which run shape")
     p.add_argument("--scale", type=float, default=1.0 if gpu else 0.125, help="raster scale (default: 1 on GPU)")
     p.add_argument("--steps", type=int, default=10, help="timed training steps per shape")
     p.add_argument("--val-steps", type=int, default=3, help="timed validation steps per shape")

@@ -5,14 +5,20 @@ collate): the widest raster of the data set and a typical (median-area) batch fr
 sampler; then a few validation steps (forward + metrics). Prints images/s, Mpx/s, peak memory and the
 projected 50-epoch wall time beside the reference (110 min binary, 550 min multiclass on one GPU).
 
+``--ragged-steps N`` instead trains N steps drawn from the real sampler (real rasters, real padded sizes, one
+epoch's order) and prints how many graphs torch.compile built for them, the seconds it spent, and the
+throughput with and without that compile time.
+
     python -m bench.runshape --task binary           # full scale on a GPU, 0.125 scale on CPU
     python -m bench.runshape --task multiclass --scale 0.1 --steps 4
+    python -m bench.runshape --task binary --ragged-steps 40 --compile on
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -28,6 +34,8 @@ from datamodules import synth
 from datamodules.batching import WidthBucketSampler
 from datamodules.collate import Batch, collate, padded_size
 from datamodules.labels import TASKS
+from datamodules.welllog import RasterDataset
+from models.compiled import COMPILE_CHOICES, CompileWatch, compile_network, resolve_compile
 from models.segmenter import Segmenter
 from study.config import FULL
 from study.trainer import build_trainer
@@ -63,6 +71,23 @@ class StepTimer(L.Callback):
         self.val.append(time.perf_counter() - self._t)
 
 
+def build_model(task: str, args: argparse.Namespace) -> Segmenter:
+    """The trial's Segmenter with this run's compile and memory settings."""
+    model = Segmenter(task, base_channels=args.base_channels, depth=args.depth, max_epochs=50)
+    model.net.checkpoint_levels = args.checkpoint_levels
+    if args.channels_last:  # experiment: NHWC convolutions (not the trial's setting)
+        model = model.to(memory_format=torch.channels_last)
+    if resolve_compile(args.compile):
+        compile_network(model.net)
+    return model
+
+
+def _peak_gib() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def _loader(batch: Batch, n: int) -> DataLoader:
     return DataLoader([batch] * n, batch_size=None, collate_fn=lambda b: b)
 
@@ -88,13 +113,17 @@ def pick_batches(task: str, scale: float, seed: int) -> dict[str, list[int]]:
     return {"widest": [widest] * preset.batch_size, "typical": full[len(full) // 2]}
 
 
-def epoch_mpx(task: str, scale: float, seed: int) -> tuple[float, float]:
-    """Padded Mpx per epoch (train, val) of the task's full data set at `scale`."""
+def epoch_mpx(
+    task: str, scale: float, seed: int, *, n_instances: int | None = None, batch_size: int | None = None
+) -> tuple[float, float]:
+    """Padded Mpx per epoch (train, val) of the task's data set at `scale` (the full preset's unless given)."""
     preset = FULL.tasks[task]
-    n_train = round(preset.n_instances * 0.8)
-    sizes = [synth.shape(i, seed=seed, task=task, scale=scale) for i in range(preset.n_instances)]
-    train = WidthBucketSampler(sizes[:n_train], preset.batch_size, seed=seed)
-    val = WidthBucketSampler(sizes[n_train:], preset.batch_size, seed=seed, shuffle=False)
+    n = n_instances or preset.n_instances
+    batch = batch_size or preset.batch_size
+    n_train = round(n * 0.8)
+    sizes = [synth.shape(i, seed=seed, task=task, scale=scale) for i in range(n)]
+    train = WidthBucketSampler(sizes[:n_train], batch, seed=seed)
+    val = WidthBucketSampler(sizes[n_train:], batch, seed=seed, shuffle=False)
     return _padded_mpx(sizes[:n_train], list(train)), _padded_mpx(sizes[n_train:], list(val))
 
 
@@ -105,11 +134,7 @@ def measure(task: str, indices: list[int], args: argparse.Namespace) -> dict[str
     by_index = dict(zip(sorted(set(indices)), samples))
     batch = collate([by_index[i] for i in indices])
     b, _, h, w = batch.images.shape
-    model = Segmenter(task, base_channels=args.base_channels, depth=args.depth, max_epochs=50)
-    if args.channels_last:  # experiment: NHWC convolutions (not the trial's setting)
-        model = model.to(memory_format=torch.channels_last)
-    if args.compile:  # experiment: torch.compile of the network with dynamic shapes (not the trial's setting)
-        model.net = torch.compile(model.net, dynamic=True)
+    model = build_model(task, args)
     timer = StepTimer()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -137,13 +162,56 @@ def measure(task: str, indices: list[int], args: argparse.Namespace) -> dict[str
         images_per_s=b / step,
         mpx_per_s=mpx / step,
         val_mpx_per_s=mpx / val_step,
-        peak_gib=(
-            torch.cuda.max_memory_allocated() / 2**30
-            if torch.cuda.is_available()
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        ),
+        peak_gib=_peak_gib(),
     )
     return row
+
+
+def ragged(task: str, args: argparse.Namespace) -> dict[str, float | int]:
+    """Train ``args.ragged_steps`` steps in the real sampler's order (epoch 0) over real rasters."""
+    preset = FULL.tasks[task]
+    dataset = RasterDataset(task, range(round(preset.n_instances * 0.8)), seed=args.seed, scale=args.scale)
+    sizes = dataset.sizes()
+    batches = list(WidthBucketSampler(sizes, preset.batch_size, seed=args.seed))[: args.ragged_steps]
+    shapes = [(padded_size(max(sizes[i][0] for i in b)), padded_size(max(sizes[i][1] for i in b))) for b in batches]
+    loader = DataLoader(
+        dataset,
+        batch_sampler=batches,
+        collate_fn=collate,
+        num_workers=args.workers,
+        pin_memory=torch.cuda.is_available(),
+    )
+    model = build_model(task, args)
+    timer, watch = StepTimer(), CompileWatch()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = build_trainer(
+            epochs=1,
+            root_dir=Path(tmp),
+            callbacks=[timer, watch],
+            limit_train_batches=len(batches),
+            limit_val_batches=0,
+        )
+        trainer.fit(model, train_dataloaders=loader)
+    images = sum(len(b) for b in batches)
+    mpx = sum(len(b) * h * w for b, (h, w) in zip(batches, shapes)) / 1e6
+    train_s = sum(timer.train)
+    steady_s = max(train_s - watch.seconds, 1e-9)
+    return {
+        "steps": len(batches),
+        "heights": len({h for h, _ in shapes}),
+        "widths": len({w for _, w in shapes}),
+        "graphs_compiled": watch.graphs,
+        "compile_seconds": watch.seconds,
+        "train_seconds": train_s,
+        "images_per_s": images / train_s,
+        "images_per_s_without_compile": images / steady_s,
+        "mpx_per_s_without_compile": mpx / steady_s,
+        "median_step_s": statistics.median(timer.train),
+        "peak_gib": _peak_gib(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,14 +227,49 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="data seed")
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--channels-last", action="store_true", help="experiment: channels_last memory format")
-    p.add_argument("--compile", action="store_true", help="experiment: torch.compile(dynamic=True) on the U-Net")
+    p.add_argument(
+        "--compile",
+        choices=COMPILE_CHOICES,
+        default="auto",
+        help="torch.compile the U-Net (models/compiled.py); auto: on where a GPU is (default: auto)",
+    )
+    p.add_argument(
+        "--checkpoint-levels", type=int, default=0, help="recompute the N finest U-Net levels in backward (default 0)"
+    )
+    p.add_argument("--shapes", default="widest,typical", help="fixed shapes to time (default: widest,typical)")
+    p.add_argument(
+        "--ragged-steps", type=int, default=0, help="train N steps in the real sampler's order instead of fixed shapes"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, (os.cpu_count() or 1) - 1) if gpu else 0,
+        help="DataLoader workers rendering rasters for --ragged-steps (default: up to 8 on GPU, 0 on CPU)",
+    )
     args = p.parse_args(argv)
 
     device = torch.cuda.get_device_name() if gpu else "cpu"
-    extras = "".join(f", {flag}" for flag in ("channels_last", "compile") if getattr(args, flag))
+    compiled = resolve_compile(args.compile)
+    extras = ", channels_last" * args.channels_last + f", compile {'on' if compiled else 'off'}"
+    extras += f", checkpoint_levels {args.checkpoint_levels}" if args.checkpoint_levels else ""
     print(f"{args.task}: scale {args.scale}, base {args.base_channels}, depth {args.depth}, device {device}{extras}")
+    if args.ragged_steps:
+        row = ragged(args.task, args)
+        print(
+            f"  ragged: {row['steps']} steps, {row['widths']} padded widths, {row['heights']} padded heights; "
+            f"compile {row['compile_seconds']:.1f} s; {row['images_per_s']:.2f} img/s overall, "
+            f"{row['images_per_s_without_compile']:.2f} img/s and {row['mpx_per_s_without_compile']:.3g} Mpx/s "
+            f"without compile time; median step {row['median_step_s']:.3f} s; peak {row['peak_gib']:.1f} GiB"
+        )
+        print(f"graphs compiled: {row['graphs_compiled']}")
+        if args.json:
+            summary = {"task": args.task, "scale": args.scale, "device": device, "ragged": row}
+            args.json.write_text(json.dumps(summary, indent=2))
+        return 0
     rows = {}
     for shape, indices in pick_batches(args.task, args.scale, args.seed).items():
+        if shape not in args.shapes.split(","):
+            continue
         rows[shape] = row = measure(args.task, indices, args)
         if "error" in row:
             print(f"  {shape:8s} {row['batch']}: {row['error']}")
@@ -177,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             f"peak {row['peak_gib']:.1f} GiB, "
             f"render {row['render_s_per_image']:.3f} s/img"
         )
-    typical = rows["typical"]
+    typical = rows.get("typical", {"error": "not run"})
     if "error" not in typical:
         train_mpx, val_mpx = epoch_mpx(args.task, args.scale, args.seed)
         epoch_s = train_mpx / typical["mpx_per_s"] + val_mpx / typical["val_mpx_per_s"]

@@ -2,12 +2,18 @@
 
 GroupNorm throughout (binary trains at batch 1, where BatchNorm is unsound). Inputs must be multiples of
 ``2**depth`` in H and W; the fixed collate pads to multiples of 32, which covers every depth up to 5.
+
+Memory: ``checkpoint_levels=k`` recomputes the stages at the k finest resolutions during backward instead of
+keeping their activations (``torch.utils.checkpoint``, non-reentrant). Level 0 (full resolution: the stem, the
+last decoder stage and the head) holds about half of what a training step saves, at a sixth of the
+convolution FLOPs. Parameter names do not change, so checkpoints load either way.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 MAX_DEPTH = 5
 
@@ -59,28 +65,61 @@ class UNet(nn.Module):
     """U-Net with widths ``base_channels * 2**i`` for i = 0..depth.
 
     Shape: (B, in_channels, H, W) -> (B, out_channels, H, W), H and W multiples of ``2**depth``.
+
+    Level i works at 1 / 2**i of the input size: level 0 is the stem, the last decoder stage and the head;
+    level i >= 1 is ``downs[i - 1]`` (pool, then its block at level i) and the decoder stage at level i.
+    ``checkpoint_levels`` in 0..depth + 1 recomputes levels 0..checkpoint_levels - 1 in backward (training only).
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, base_channels: int = 16, depth: int = 4) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        base_channels: int = 16,
+        depth: int = 4,
+        *,
+        checkpoint_levels: int = 0,
+    ) -> None:
         super().__init__()
         if not 1 <= depth <= MAX_DEPTH:
             raise ValueError(f"depth must be in 1..{MAX_DEPTH}, got {depth}")
         if base_channels < 1 or out_channels < 1 or in_channels < 1:
             raise ValueError("in_channels, out_channels and base_channels must be positive")
         widths = [base_channels * 2**i for i in range(depth + 1)]
+        self.depth = depth
         self.stride = 2**depth
+        self.checkpoint_levels = checkpoint_levels
         self.stem = ConvBlock(in_channels, widths[0])
         self.downs = nn.ModuleList(Down(widths[i], widths[i + 1]) for i in range(depth))
         self.ups = nn.ModuleList(Up(widths[i + 1], widths[i]) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
 
+    @property
+    def checkpoint_levels(self) -> int:
+        """Levels recomputed in backward; settable on a built network (a compiled one recompiles on change)."""
+        return self._checkpoint_levels
+
+    @checkpoint_levels.setter
+    def checkpoint_levels(self, levels: int) -> None:
+        if not 0 <= levels <= self.depth + 1:
+            raise ValueError(f"checkpoint_levels must be in 0..{self.depth + 1} (depth + 1), got {levels}")
+        self._checkpoint_levels = int(levels)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2] % self.stride or x.shape[-1] % self.stride:
             raise ValueError(f"H, W must be multiples of {self.stride}, got {tuple(x.shape[-2:])}; pad the input")
-        skips = [self.stem(x)]  # (B, C0, H, W)
-        for down in self.downs:
-            skips.append(down(skips[-1]))  # (B, C_{i+1}, H / 2**(i+1), W / 2**(i+1))
+        skips = [self._level(0, self.stem, x)]  # (B, C0, H, W)
+        for i, down in enumerate(self.downs):
+            skips.append(self._level(i + 1, down, skips[-1]))  # (B, C_{i+1}, H / 2**(i+1), W / 2**(i+1))
         x = skips.pop()  # bottleneck (B, C_depth, H / 2**depth, W / 2**depth)
-        for up in self.ups:
-            x = up(x, skips.pop())  # one level up, widths halve
-        return self.head(x)  # (B, out_channels, H, W)
+        for up in self.ups[:-1]:
+            x = self._level(len(skips) - 1, up, x, skips.pop())  # one level up, widths halve
+        return self._level(0, self._top, x, skips.pop())  # (B, out_channels, H, W)
+
+    def _top(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.head(self.ups[-1](x, skip))  # last decoder stage and head: (B, out_channels, H, W)
+
+    def _level(self, level: int, fn, *inputs: torch.Tensor) -> torch.Tensor:
+        if level < self.checkpoint_levels and torch.is_grad_enabled():
+            return checkpoint(fn, *inputs, use_reentrant=False)
+        return fn(*inputs)

@@ -32,6 +32,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from models.compiled import compile_network
+from models.modes import mode_for
 from models.unet import UNet
 from study.config import FULL
 
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     for task, base, depth in configs:
         px = math.prod(WIDEST[task])
         for v in variants:
-            saved, peak = measure_variant(base, depth, 1 if task == "binary" else 3, v)
+            saved, peak = measure_variant(base, depth, mode_for(task).out_channels, v)
             print(
                 f"{task:10s} {base:4d} {depth:5d}  {v.label:26s} {saved:10.0f} {peak:9.0f} "
                 f"{saved * px / 2**30:10.1f} /{peak * px / 2**30:7.1f}  {'yes' if peak * px <= budget else 'NO'}"

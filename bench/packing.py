@@ -30,8 +30,9 @@ from bench.runshape import pick_batches
 from datamodules import synth
 from datamodules.collate import Batch, collate
 from datamodules.labels import TASKS
-from models.compiled import COMPILE_CHOICES, compile_network, resolve_compile
+from models.compiled import compile_network
 from models.segmenter import Segmenter
+from study.config import COMPILE_CHOICES, resolve_compile
 
 
 def _worker(rank: int, batch: Batch, args: argparse.Namespace, barrier, results) -> None:

@@ -35,9 +35,9 @@ from datamodules.batching import WidthBucketSampler
 from datamodules.collate import Batch, collate, padded_size
 from datamodules.labels import TASKS
 from datamodules.welllog import RasterDataset
-from models.compiled import COMPILE_CHOICES, CompileWatch, compile_network, resolve_compile
+from models.compiled import CompileWatch, compile_network
 from models.segmenter import Segmenter
-from study.config import FULL
+from study.config import COMPILE_CHOICES, FULL, resolve_compile
 from study.trainer import build_trainer
 
 REFERENCE_MINUTES = {"binary": 110.0, "multiclass": 550.0}

@@ -2,8 +2,8 @@
 
 A trial compiles its network once, in place, before ``trainer.fit``::
 
-    from models.compiled import CompileWatch, compile_network, resolve_compile
-    if resolve_compile(flag):           # "auto" | "on" | "off"; auto: on where this process sees a GPU
+    from models.compiled import CompileWatch, compile_network
+    if resolve_compile(flag):           # study.config: "auto" | "on" | "off"; auto: on where a GPU is seen
         compile_network(model.net)      # model: the Segmenter; its state_dict keys stay plain
     watch = CompileWatch()              # a Lightning callback: graphs compiled, seconds spent
     trainer = build_trainer(..., callbacks=[stats, watch, ...])
@@ -38,17 +38,6 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 COMPILE_OPTIONS = {"layout_optimization": False}
-COMPILE_CHOICES = ("auto", "on", "off")
-
-
-def resolve_compile(flag: str) -> bool:
-    """``--compile`` to a decision: on, off, or auto = on where this process sees a CUDA device.
-
-    Call it where the network trains (the trial's worker), so auto follows the GPUs Ray gave the trial.
-    """
-    if flag not in COMPILE_CHOICES:
-        raise ValueError(f"compile must be one of {', '.join(COMPILE_CHOICES)}, got {flag!r}")
-    return flag == "on" or (flag == "auto" and torch.cuda.is_available())
 
 
 def compile_network(net: nn.Module) -> nn.Module:
@@ -100,6 +89,7 @@ class CompileWatch(L.Callback):
         self._graphs_at_stop: int | None = None
         self._began: float | None = None
         self.seconds = 0.0
+        self._reported = {"graphs_compiled": 0, "compile_seconds": 0.0}
 
     @staticmethod
     def _unique_graphs() -> int:
@@ -143,6 +133,12 @@ class CompileWatch(L.Callback):
     def summary(self) -> dict[str, float]:
         """The trials-table figures: ``graphs_compiled`` and ``compile_seconds`` so far."""
         return {"graphs_compiled": self.graphs, "compile_seconds": self.seconds}
+
+    def since_last(self) -> dict[str, float]:
+        """What was compiled since the previous call (the first call: since the watch started); per epoch."""
+        now = self.summary()
+        before, self._reported = self._reported, now
+        return {k: now[k] - before[k] for k in now}
 
     def setup(self, trainer, pl_module, stage) -> None:
         self.start()

@@ -14,6 +14,7 @@ from results.query import (
     TableError,
     best_trials,
     early_stopping_savings,
+    load_trials,
     status_counts,
     tables_dir,
 )
@@ -24,6 +25,23 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def _compile_lines(trials: pd.DataFrame) -> list[str]:
+    """What torch.compile cost per task: graphs and seconds over the trials that compiled."""
+    compiled = trials[trials["compile_seconds"].notna()]
+    if compiled.empty:
+        return ["torch.compile: no trial compiled (eager)"]
+    lines = ["torch.compile cost (graphs compiled, seconds compiling, over the trials that compiled):"]
+    for task, rows in compiled.groupby("task", observed=True, sort=True):
+        graphs = rows["graphs_compiled"].astype("Int64")
+        lines.append(
+            f"  {task}: {len(rows)} trials, graphs {int(graphs.min())}-{int(graphs.max())} per trial, "
+            f"{rows['compile_seconds'].sum():.0f} s in all (first trial to start "
+            f"{rows.sort_values('started_at')['compile_seconds'].iloc[0]:.0f} s, "
+            f"median {rows['compile_seconds'].median():.0f} s)"
+        )
+    return lines
 
 
 def summary(study_dir: Path) -> str:
@@ -51,6 +69,7 @@ def summary(study_dir: Path) -> str:
     savings = early_stopping_savings(study_dir)
     lines.append("early stopping savings:")
     lines.append(savings.to_string(float_format=lambda x: f"{x:.3g}"))
+    lines += ["", *_compile_lines(load_trials(study_dir))]
     lines += ["", f"tables: {tables_dir(study_dir).absolute()}/{{trials,epochs}}.parquet"]
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from datamodules.labels import TASKS
 
 STUDY_FILE = "study.json"  # the saved plan, in the study directory
+COMPILE_CHOICES = ("auto", "on", "off")  # --compile: torch.compile a trial's network, a run-shape setting
 CHECKPOINT_FILE = "checkpoint.ckpt"  # the Lightning checkpoint inside each Ray checkpoint directory
 
 
@@ -21,6 +22,7 @@ class TaskPreset:
     scale: float
     base_channels: tuple[int, ...]
     depths: tuple[int, int]  # inclusive range searched
+    checkpoint_levels: int = 0  # finest U-Net levels recomputed in backward (memory for time; never searched)
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,11 @@ FULL = Preset(
     name="full",
     tasks={
         "binary": TaskPreset(2_000, 1, 1.0, base_channels=(16, 24, 32), depths=(4, 5)),
-        # Base 8 only: at batch 16 the widest full-scale batch (16 x 640 x 12,800) peaks at 113 GiB with base 8
-        # and runs out of the H200's 140 GiB with base 16 (bench/runshape.py on the device, 2026-11-28).
-        "multiclass": TaskPreset(15_000, 16, 1.0, base_channels=(8,), depths=(4, 5)),
+        # Base 16 at batch 16 fits the widest full-scale batch (16 x 640 x 12,800) on one H200 only compiled and
+        # with the full-resolution level recomputed: peak 908 B/px, 111 GiB of 139 by `python -m bench.memory`
+        # on CPU (which read 13% high against the device for eager base 8). Eager it needs 232 GiB; base 24
+        # would need about 150 GiB compiled. Not yet measured on the device: bench/gpu_check.sh does.
+        "multiclass": TaskPreset(15_000, 16, 1.0, base_channels=(8, 16), depths=(4, 5), checkpoint_levels=1),
     },
     epochs=50,
     num_samples=16,
@@ -85,6 +89,7 @@ class StudyConfig:
     seed: int
     metric: str
     address: str | None = None
+    compile: str = "auto"  # torch.compile: "auto" (on where a trial runs on a GPU), "on", "off"; never searched
     dashboard: bool = True
     dashboard_host: str = "127.0.0.1"
     resume: bool = field(default=False, compare=False)
@@ -120,6 +125,20 @@ class StudyConfig:
 
     def with_resume(self) -> StudyConfig:
         return replace(self, resume=True)
+
+
+def resolve_compile(flag: str) -> bool:
+    """``--compile`` to a decision: on, off, or auto = on where this process sees a CUDA device.
+
+    Call it where the network trains (the trial's worker), so auto follows the GPUs Ray gave the trial.
+    """
+    if flag not in COMPILE_CHOICES:
+        raise ValueError(f"compile must be one of {', '.join(COMPILE_CHOICES)}, got {flag!r}")
+    if flag != "auto":
+        return flag == "on"
+    import torch  # here, not at import: the CLI parses its flags without torch
+
+    return torch.cuda.is_available()
 
 
 def expand_tasks(task: str) -> tuple[str, ...]:

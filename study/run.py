@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 from datamodules.labels import TASKS
 from models.metric_names import DEFAULT_OBJECTIVE, OBJECTIVES
 from results.schema import FINAL_STATUSES
-from study.config import PRESETS, STUDY_FILE, StudyConfig, expand_tasks
+from study.config import COMPILE_CHOICES, PRESETS, STUDY_FILE, StudyConfig, expand_tasks
 
 EXIT_OK, EXIT_TRIAL_ERRORS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -29,7 +29,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # repeated with the saved values (the up-arrow habit), never changed.
 PLAN_FLAGS = (
     "task", "preset", "num_samples", "epochs", "max_concurrent", "gpus_per_trial",
-    "cpus_per_trial", "seed", "metric", "instances", "scale",
+    "cpus_per_trial", "seed", "metric", "instances", "scale", "compile",
 )  # fmt: skip
 
 
@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="raster scale, 1.0 = full size 3,200-12,800 x 480-640 (default: preset)",
     )
     g.add_argument("--seed", type=int, help="seed of the data and the Optuna sampler (default: 0)")
+    g.add_argument(
+        "--compile",
+        choices=COMPILE_CHOICES,
+        help="torch.compile each trial's network: auto (default) = on where the trial runs on a GPU, off on CPU",
+    )
     r = p.add_argument_group("resources")
     r.add_argument("--max-concurrent", type=_positive_int, help="trials at once (default: what Ray's resources allow)")
     r.add_argument(
@@ -307,6 +312,7 @@ def study_config(req: Request, gpus_seen: bool) -> tuple[StudyConfig, str]:
         seed=plan.get("seed", 0),
         metric=plan.get("metric", DEFAULT_OBJECTIVE),
         address=req.address,
+        compile=plan.get("compile", "auto"),
         dashboard=req.dashboard,
         dashboard_host=req.dashboard_host,
     )
@@ -393,7 +399,8 @@ def run(req: Request) -> int:
         concurrency = max_concurrent(cfg, cluster.cluster_resources())
         print(
             f"study {cfg.name}: {how}; {', '.join(cfg.tasks)}, {cfg.num_samples} trials x {cfg.epochs} epochs "
-            f"per task, {concurrency} at once, objective {cfg.metric}; storage {cfg.study_dir}"
+            f"per task, {concurrency} at once, objective {cfg.metric}, compile {cfg.compile}; "
+            f"storage {cfg.study_dir}"
         )
         if cfg.address and not cfg.resume:
             print(f"cluster {cfg.address}: every node must reach --storage {cfg.storage}")

@@ -16,10 +16,11 @@ from lightning.pytorch.callbacks import Callback
 from ray import tune
 
 from datamodules.welllog import WellLogDataModule
+from models.compiled import CompileWatch, compile_network
 from models.hparams import TrialParams, loss_kwargs
 from models.metric_names import METRICS
 from models.segmenter import Segmenter
-from study.config import CHECKPOINT_FILE
+from study.config import CHECKPOINT_FILE, resolve_compile
 from study.faults import FaultInjector
 from study.trainer import EpochStats, build_trainer
 
@@ -38,6 +39,8 @@ class RunSettings:
     cpus: float
     objective: str
     class_frequencies: tuple[float, ...] | None = None  # measured once per study (study/tuner.py)
+    compile: str = "off"  # "auto" | "on" | "off", decided in the worker (auto: on where it sees a GPU)
+    checkpoint_levels: int = 0  # finest U-Net levels recomputed in backward instead of stored
 
 
 class TuneReport(Callback):
@@ -46,9 +49,10 @@ class TuneReport(Callback):
     The objective must be among the logged metrics: a trial that never reports it is an error, not a NaN.
     """
 
-    def __init__(self, stats: EpochStats, objective: str) -> None:
+    def __init__(self, stats: EpochStats, objective: str, compiled: CompileWatch | None = None) -> None:
         self.stats = stats
         self.objective = objective
+        self.compiled = compiled
         self.entered = time.time()  # the trial function started (the worker process may be older)
         self.process_started = psutil.Process().create_time()
 
@@ -58,6 +62,8 @@ class TuneReport(Callback):
         if self.objective not in metrics:
             raise KeyError(f"objective {self.objective!r} was not logged; logged: {sorted(logged)}")
         metrics.update(self.stats.summary(trainer), epoch=trainer.current_epoch + 1, node=_node())
+        if self.compiled is not None:  # what this epoch compiled (a resumed trial compiles again in its first)
+            metrics.update(self.compiled.since_last())
         metrics["setup_seconds"] = self.stats.first_step_at - self.entered  # data, model, Trainer, resume
         metrics["process_to_first_step_seconds"] = self.stats.first_step_at - self.process_started
         with tempfile.TemporaryDirectory() as tmp:
@@ -94,8 +100,15 @@ def train_trial(config: dict, run: RunSettings) -> None:
         run.task, run.n_instances, run.batch_size, scale=run.scale, seed=run.seed, num_workers=run.num_workers
     )
     model = build_segmenter(params, run)
+    model.net.checkpoint_levels = run.checkpoint_levels
+    watch = None
+    if resolve_compile(run.compile):
+        compile_network(model.net)  # in place: checkpoints keep plain parameter names
+        watch = CompileWatch()
     stats = EpochStats()
-    callbacks: list[Callback] = [stats, TuneReport(stats, run.objective)]
+    callbacks: list[Callback] = [stats, TuneReport(stats, run.objective, watch)]
+    if watch is not None:
+        callbacks.insert(0, watch)
     injector = FaultInjector.from_env(tune.get_context().get_trial_id())  # None unless a fault test set it
     if injector is not None:
         callbacks.append(injector)  # after TuneReport: a kill lands after the epoch's checkpoint is reported

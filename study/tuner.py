@@ -45,6 +45,8 @@ def run_settings(cfg: StudyConfig, task: str) -> RunSettings:
         cpus=cfg.cpus_per_trial,
         objective=cfg.metric,
         class_frequencies=class_frequencies(cfg, task),
+        compile=cfg.compile,
+        checkpoint_levels=preset.checkpoint_levels,
     )
 
 

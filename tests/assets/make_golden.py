@@ -90,6 +90,8 @@ def epoch_values(task: str, quality: float, epoch: int) -> dict[str, float | dat
         values["val_dice_c2"] = dice * 0.85
         values["val_r2_300_c2"] = 0.85 + 0.01 * epoch
         values["val_mae_300_c2"] = 0.08 / epoch
+        values["compile_seconds"] = 40.0 if epoch == 1 else 0.5  # the multiclass trials compiled (from 1.1)
+        values["graphs_compiled"] = 3.0 if epoch == 1 else 0.0
     return values
 
 

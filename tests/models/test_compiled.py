@@ -8,9 +8,10 @@ import torch
 
 from datamodules.collate import padded_size
 from datamodules.welllog import WellLogDataModule
-from models.compiled import CompileWatch, compile_network, is_compiled, resolve_compile
+from models.compiled import CompileWatch, compile_network, is_compiled
 from models.segmenter import Segmenter
 from models.unet import UNet
+from study.config import resolve_compile
 
 
 def test_compile_in_place_keeps_plain_keys_both_ways():
@@ -43,6 +44,8 @@ def test_watch_counts_graphs_and_seconds_while_on():
     assert watch.graphs == 2
     assert watch.summary()["graphs_compiled"] == 2
     assert watch.summary()["compile_seconds"] > 0
+    assert watch.since_last() == watch.summary()  # per epoch: what was compiled since the last report
+    assert watch.since_last() == {"graphs_compiled": 0, "compile_seconds": 0.0}
 
 
 @pytest.mark.slow  # Inductor on CPU: two graphs, tens of seconds cold

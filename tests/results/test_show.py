@@ -29,6 +29,9 @@ def test_prints_best_trial_per_task(study, capsys):
     assert "params: lr=0.001, base_channels=16, depth=4, loss=bce" in out
     assert "pos_weight" not in out.split("best binary trial")[1].split("\n")[1]  # null params left out
     assert "early stopping savings" in out
+    assert "torch.compile cost" in out
+    assert "multiclass: 3 trials, graphs 3-3 per trial, 126 s in all" in out  # 40 + 0.5 per later epoch, 3 trials
+    assert "binary:" not in out.split("torch.compile cost")[1]  # eager trials are not listed
     assert str((study / "tables").absolute()) in out
 
 

@@ -50,6 +50,7 @@ def _run(argv, capsys):
         (["--storage", "s3://bucket/x"], "--storage"),
         (["--resume"], "--resume"),
         (["--preset", "huge"], "--preset"),
+        (["--compile", "maybe"], "--compile"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, needle, tmp_path, home, capsys):

@@ -12,15 +12,17 @@ from datamodules.welllog import WellLogDataModule
 from models.losses import CLASS_WEIGHTING, LOSSES
 from models.metric_names import mode_of
 from results.query import load_trials
-from results.tables import StudyTables
-from study.callbacks import TablesCallback
+from study.callbacks import StateNotRestored, TablesCallback, study_tables
 from study.config import StudyConfig
 from study.search import StudySearch, journal_path, reconcile
 from study.space import Space
+from study.state import StateKeeper
+from study.stop import STOP, RayLogWatch
 from study.trial import RunSettings, train_trial
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 2  # a crashed trial is retried from its last checkpoint this many times, then marked ERROR
+CHECKPOINTS_KEPT = 2  # per trial, the best by the objective (Ray keeps the latest as well)
 
 
 def class_frequencies(cfg: StudyConfig, task: str) -> tuple[float, ...] | None:
@@ -100,7 +102,7 @@ def build_tuner(cfg: StudyConfig, task: str, concurrency: int) -> tune.Tuner:
             name=task,
             storage_path=str(cfg.study_dir.resolve()),
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=2, checkpoint_score_attribute=cfg.metric, checkpoint_score_order=mode
+                num_to_keep=CHECKPOINTS_KEPT, checkpoint_score_attribute=cfg.metric, checkpoint_score_order=mode
             ),
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
             callbacks=[callback],
@@ -115,7 +117,7 @@ def trial_dirname(trial) -> str:
 
 
 def record_best_checkpoints(cfg: StudyConfig, results: tune.ResultGrid) -> None:
-    tables = StudyTables(cfg.tables_dir, cfg.name, cfg.metric)
+    tables = study_tables(cfg.tables_dir, cfg.name, cfg.metric)
     for result in results:
         trial_id = (result.metrics or {}).get("trial_id")
         if trial_id and result.best_checkpoints:  # a trial that failed before its first epoch has none
@@ -124,13 +126,20 @@ def record_best_checkpoints(cfg: StudyConfig, results: tune.ResultGrid) -> None:
 
 
 def run_task(cfg: StudyConfig, task: str, concurrency: int) -> tune.ResultGrid:
-    """Runs (or, with --resume, restores and finishes) the task's Tuner."""
+    """Runs (or, with --resume, restores and finishes) the task's Tuner.
+
+    Never starts a fresh experiment for a task whose trials the tables already hold (StateNotRestored). A
+    storage failure or a signal during ``fit`` ends it early (see ``study.stop``); the caller looks at ``STOP``.
+    """
     exp_dir = (cfg.study_dir / task).resolve()
-    if cfg.resume and tune.Tuner.can_restore(str(exp_dir)):
+    restore = cfg.resume and tune.Tuner.can_restore(str(exp_dir))
+    if cfg.resume and not restore and study_tables(cfg.tables_dir, cfg.name, cfg.metric).trial_ids(task):
+        raise StateNotRestored(f"{exp_dir} holds no experiment state of Ray's, but the tables hold {task} trials")
+    if restore:
         log.info("restoring %s", exp_dir)
         if cfg.restart_errored:
             # Ray gives a restarted trial a new id; its failed attempt leaves the tables (error.txt stays).
-            tables = StudyTables(cfg.tables_dir, cfg.name, cfg.metric)
+            tables = study_tables(cfg.tables_dir, cfg.name, cfg.metric)
             for trial_id in tables.errored(task):
                 log.warning("restarting errored %s trial %s from scratch (it gets a new trial id)", task, trial_id)
                 tables.drop_trial(trial_id)
@@ -138,8 +147,11 @@ def run_task(cfg: StudyConfig, task: str, concurrency: int) -> tune.ResultGrid:
         tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable(cfg, task), **errored)
     else:
         tuner = build_tuner(cfg, task, concurrency)
-    results = tuner.fit()
-    record_best_checkpoints(cfg, results)
+    with RayLogWatch(cfg.storage, cfg.study_dir):
+        results = tuner.fit()
+    if STOP.storage is None:
+        StateKeeper(exp_dir).snapshot()  # Ray's final save of the run
+        record_best_checkpoints(cfg, results)
     return results
 
 

@@ -11,8 +11,9 @@ weight at the start of epoch k, so the loss becomes NaN; ``fill`` fills the stud
 a small tmpfs in the tests) with a file named ``.fault-filler-*`` in the study directory, so the next write
 that needs space fails with ENOSPC:
 
-- ``{"action": "fill", "at": "checkpoint", "epoch": k}``: in the trial, after epoch k's validation, just before
-  its checkpoint is written;
+- ``{"action": "fill", "at": "checkpoint", "epoch": k, "dir": <study directory>}``: in the trial, after epoch k's
+  validation, just before its checkpoint is written to the storage (the trial itself runs in Ray's temporary
+  folder, hence the directory);
 - ``{"action": "fill", "at": "table", "nth": n}``: on the driver, before the n-th epoch row is written to the
   tables (counted per driver process);
 - ``{"action": "fill", "at": "state", "nth": n}``: on the driver, inside Ray's n-th experiment-state save, before
@@ -86,9 +87,7 @@ class FaultInjector(Callback):
                 with torch.no_grad():
                     next(pl_module.parameters()).fill_(math.nan)
             elif fault["action"] == "fill":
-                from ray import tune
-
-                fill(Path(tune.get_context().get_trial_dir()).parents[1])
+                fill(Path(fault["dir"]))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1

@@ -255,7 +255,9 @@ def parse(argv: list[str] | None) -> Request:
     else:
         parent = next(p for p in [storage, *storage.parents] if p.exists())
         if not os.access(parent, os.W_OK):
-            raise UsageError(f"--storage {storage} is not writable by you; choose another directory")
+            read_only = os.statvfs(parent).f_flag & os.ST_RDONLY
+            reason = f"read-only file system, {free_text(parent)}" if read_only else "not yours to write"
+            raise UsageError(f"--storage {storage} is not writable ({reason}); choose another directory")
         name = args.name or datetime.now(timezone.utc).strftime("study-%Y%m%d-%H%M%S")
         held = current_holder(storage, name)
         if held is not None:
@@ -366,9 +368,11 @@ def _prepare_resume(cfg: StudyConfig) -> None:
     """Under the lock, before Ray starts: the study must take writes; rows an earlier driver left ``running``
     become ``interrupted``; a journal's cut last line is removed; Ray's damaged state falls back to its last
     good copy (UsageError when there is none: nothing is run)."""
+    from ray import tune
+
     from study.callbacks import study_tables
     from study.search import journal_path
-    from study.state import DamagedState, check_before_restore
+    from study.state import DamagedState, check_before_restore, newest_set
     from study.storage import check_writable, repair_journal
 
     reason = check_writable(cfg.study_dir)
@@ -377,21 +381,30 @@ def _prepare_resume(cfg: StudyConfig) -> None:
             f"the study {cfg.study_dir} is not writable ({reason}, {free_text(cfg.study_dir)}); "
             "free space or fix the storage, then resume again"
         )
-    stale = study_tables(cfg.tables_dir, cfg.name, cfg.metric).interrupt_running()
-    if stale:
-        print(
-            f"study.run: trials {', '.join(stale)} were left 'running' by a driver that stopped without saying so; "
-            "marked interrupted",
-            file=sys.stderr,
-        )
-    for task in cfg.tasks:
-        repair_journal(journal_path(cfg.study_dir, task))
+    tables = study_tables(cfg.tables_dir, cfg.name, cfg.metric)
+    for task in cfg.tasks:  # first what may refuse the resume, then the repairs
         try:
             note = check_before_restore(cfg.study_dir / task)
         except DamagedState as exc:
             raise UsageError(str(exc)) from None
         if note:
             print(f"study.run: {note}", file=sys.stderr)
+        restorable = tune.Tuner.can_restore(str(cfg.study_dir / task)) and newest_set(cfg.study_dir / task)
+        if tables.trial_ids(task) and not restorable:
+            raise UsageError(
+                f"{cfg.study_dir / task} holds no experiment state of Ray's, but the tables hold {task} trials: "
+                "resuming would start a fresh experiment under this study; nothing was run. Put back a backup of "
+                "that directory, or start the study again under a new --name"
+            )
+    for task in cfg.tasks:
+        repair_journal(journal_path(cfg.study_dir, task))
+    stale = tables.interrupt_running()
+    if stale:
+        print(
+            f"study.run: trials {', '.join(stale)} were left 'running' by a driver that stopped without saying so; "
+            "marked interrupted",
+            file=sys.stderr,
+        )
 
 
 def _preflight(cfg: StudyConfig) -> None:

@@ -30,6 +30,7 @@ REASONS = {
 VANISHED = (errno.ENOENT, errno.ENOTDIR)
 # "[Errno 28]" (Python) or "[errno 28]" (Arrow) in the text of an error whose exception did not travel.
 _ERRNO_TEXT = re.compile(r"\[[Ee]rrno (\d+)\]")
+_QUOTED_PATH = re.compile(r"'(/[^']+)'")  # Arrow names the file in quotes
 RESERVE_FILE = ".reserve"
 RESERVE_MIN = 64 * 1024
 CHECKPOINT_OVERHEAD = 64 * 1024  # Lightning's loop state, hyperparameters, pickling
@@ -43,12 +44,13 @@ class StorageFailure(Exception):
         self.reason = reason
         self.errno = code
         self.filename = filename
+        self.free = free_text(self.storage)  # when it failed
         super().__init__(self.line())
 
     def line(self) -> str:
         where = f" (writing {self.filename})" if self.filename else ""
         code = errno.errorcode.get(self.errno, self.errno)
-        return f"{self.storage}: {self.reason} ({code}){where}, {free_text(self.storage)}"
+        return f"{self.storage}: {self.reason} ({code}){where}, {self.free} when it failed"
 
 
 def free_bytes(path: Path) -> int | None:
@@ -87,6 +89,13 @@ def _causes(exc: BaseException):
         todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
 
 
+def _under(filename: str | os.PathLike, storage: Path) -> bool:
+    try:
+        return Path(os.path.abspath(filename)).is_relative_to(Path(os.path.abspath(storage)))
+    except (TypeError, ValueError):
+        return True  # unknown: assume ours
+
+
 def storage_failure(exc: BaseException, storage: Path, study_dir: Path | None = None) -> StorageFailure | None:
     """The storage failure behind ``exc``, if one is (see the module docstring); else None.
 
@@ -99,15 +108,20 @@ def storage_failure(exc: BaseException, storage: Path, study_dir: Path | None = 
         if isinstance(e, StorageFailure):
             return e
         code = getattr(e, "errno", None) if isinstance(e, OSError) else None
-        filename = getattr(e, "filename", None) if isinstance(e, OSError) else None
         if code is None:
             texts.append(str(e))
             continue
+        filename = getattr(e, "filename", None) or next(iter(_QUOTED_PATH.findall(str(e))), None)
+        if filename and not _under(filename, storage):
+            continue  # another disk (Ray's temporary folder on some node): not the study's storage
         if code in REASONS:
             return StorageFailure(storage, REASONS[code], code, filename)
         if code in VANISHED and study_dir is not None and not Path(study_dir).is_dir():
             return StorageFailure(storage, f"the study directory {study_dir} is gone", code, filename)
     for text in texts:  # an error that reached the driver as text only (a trial's error from another node)
+        paths = _QUOTED_PATH.findall(text)
+        if paths and not any(_under(p, storage) for p in paths):
+            continue
         for match in _ERRNO_TEXT.finditer(text):
             code = int(match.group(1))
             if code in REASONS:

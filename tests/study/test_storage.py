@@ -68,6 +68,15 @@ def test_other_errors_are_not_storage_failures(tmp_path):
         assert storage_failure(exc, tmp_path, study_dir) is None, exc
 
 
+def test_a_full_disk_elsewhere_is_not_the_studys_storage(tmp_path):
+    other = OSError(errno.ENOSPC, "No space left on device", "/tmp/ray/session_x/artifacts/y")
+    arrow = OSError(errno.EROFS, "Failed to open local file '/var/other/f'. Detail: [errno 30] Read-only file system")
+    for exc in (other, arrow):
+        assert storage_failure(exc, tmp_path / "runs", tmp_path / "runs" / "s") is None
+    ours = OSError(errno.EROFS, f"Failed to open local file '{tmp_path}/runs/s/x'. Detail: [errno 30] Read-only")
+    assert storage_failure(ours, tmp_path / "runs", tmp_path / "runs" / "s") is not None
+
+
 def test_a_vanished_study_directory_is_a_storage_failure(tmp_path):
     exc = FileNotFoundError(errno.ENOENT, "No such file or directory", str(tmp_path / "gone" / "tables"))
     failure = storage_failure(exc, tmp_path, tmp_path / "gone")

@@ -23,6 +23,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -167,6 +168,7 @@ class StudyLock:
         self.me = Holder.me(self.heartbeat_s, self.lapse_s)
         self.takeover: str | None = None
         self.lost = threading.Event()
+        self.on_lost: Callable[[], None] | None = None  # called (from the heartbeat thread) when it is lost
         self._held = False
         self._created: list[Path] = []  # directories acquire created (removed again if left empty)
         self._stop = threading.Event()
@@ -270,6 +272,8 @@ class StudyLock:
                     holder = found[0].describe() if found and found[0] else "nobody"
                     log.error("the study lock %s is no longer ours (held by %s)", self.path, holder)
                     self.lost.set()
+                    if self.on_lost is not None:
+                        self.on_lost()
                     return
                 os.utime(self.path)
                 failing = False

@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import re
+import shutil
 import signal
 import stat
 import sys
@@ -26,7 +27,7 @@ from models.metric_names import DEFAULT_OBJECTIVE, OBJECTIVES
 from results.schema import FINAL_STATUSES
 from study.config import PRESETS, StudyConfig, expand_tasks
 from study.lock import LockHeld, StudyLock, current_holder
-from study.stop import STOP, exit_status
+from study.stop import STOP, RayLogWatch, exit_status
 from study.storage import free_text, storage_failure
 
 STUDY_FILE = "study.json"
@@ -338,8 +339,12 @@ def _create_study(cfg: StudyConfig) -> None:
             f"study {cfg.name!r} already exists in {cfg.storage}; use --resume to continue it, or choose another --name"
         ) from None
     tmp = cfg.study_dir / f".{STUDY_FILE}.tmp"
-    tmp.write_text(cfg.to_json())
-    tmp.replace(cfg.study_dir / STUDY_FILE)
+    try:
+        tmp.write_text(cfg.to_json())
+        tmp.replace(cfg.study_dir / STUDY_FILE)
+    except OSError:  # e.g. a full disk: leave no half-made study behind
+        shutil.rmtree(cfg.study_dir, ignore_errors=True)
+        raise
 
 
 def _resume_command(cfg: StudyConfig) -> str:
@@ -525,16 +530,18 @@ def run(req: Request) -> int:
     STOP.reset()
     STOP.install()
     lock: StudyLock | None = None
-    cfg: StudyConfig | None = None  # the study, once this driver holds it
+    watch: RayLogWatch | None = None
+    cfg: StudyConfig | None = None  # the study, once this driver runs it (past the checks that may refuse it)
     try:
         try:
             lock = StudyLock(req.storage, req.name)
         except ValueError as exc:  # a bad WELLLOG_STUDY_LOCK_* value
             raise UsageError(str(exc)) from None
         _acquire(lock)
+        lock.on_lost = lambda: STOP.stop_for("another driver took over the study lock while this one was stalled")
         if req.saved is not None:
-            cfg = req.saved
             _prepare_resume(req.saved)
+            cfg = req.saved
             _preflight(req.saved)
         elif req.plan.get("preset", "auto") != "auto":
             _preflight(study_config(req, gpus_seen=False)[0])  # the preset does not depend on what Ray sees
@@ -551,6 +558,7 @@ def run(req: Request) -> int:
                 _preflight(planned)
             _create_study(planned)
         cfg = planned
+        watch = RayLogWatch(cfg.storage, cfg.study_dir).__enter__()  # until Ray has shut down
         make_reserve(cfg.study_dir, reserve_size(cfg))
         concurrency = max_concurrent(cfg, cluster.cluster_resources())
         print(
@@ -563,8 +571,6 @@ def run(req: Request) -> int:
             if STOP.requested:
                 return _stopped(cfg, task)
             run_task(cfg, task, concurrency)
-            if lock.lost.is_set():
-                STOP.stop_for("another driver took over the study lock while this one was stalled")
             if STOP.requested or _finished(cfg, task) < cfg.num_samples:
                 return _stopped(cfg, task)
             close_optuna_study(cfg, task)
@@ -579,6 +585,15 @@ def run(req: Request) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    except SystemExit as exc:
+        if exc.code != signal.SIGTERM:
+            raise
+        # SIGTERM while Ray was starting, before this driver's handler was back in place: Ray's turned it into this
+        STOP.signum = signal.SIGTERM
+        if cfg is None:
+            print("interrupted (SIGTERM) while Ray was starting; nothing was run", file=sys.stderr)
+            return exit_status(signal.SIGTERM)
+        return _stopped(cfg, None)
     except KeyboardInterrupt:  # a second signal: stop at once
         signum = STOP.signum or signal.SIGINT
         print(f"interrupted at once ({signal.Signals(signum).name})", file=sys.stderr)
@@ -605,6 +620,8 @@ def run(req: Request) -> int:
                 release_reserve(cfg.study_dir)  # each driver keeps its own while it runs
         forget_tables()
         cluster.shutdown()
+        if watch is not None:
+            watch.__exit__()
         if lock is not None:
             lock.release()
         STOP.uninstall()

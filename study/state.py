@@ -7,16 +7,21 @@ full disk cuts such a copy short, and a restore from it fails; Ray then logs the
 empty experiment under the same name. So:
 
 - ``snapshot`` (called by the driver's callback after Ray's saves) copies the newest whole set into
-  ``<task>/.state-good/`` (a new directory swapped in by renames, so a cut copy never replaces a good one);
+  ``<task>/.state-good/`` (a new directory swapped in by renames, so a cut copy never replaces a good one), with
+  hard links to the trials' checkpoints of that moment: Ray deletes a checkpoint once better or newer ones exist,
+  and the good copy may still name it as a trial's latest;
 - ``check_before_restore`` looks at the newest set before ``Tuner.restore``: whole, it is used; damaged, the
-  damaged files are moved to ``<task>/.state-damaged/<UTC time>/`` and the last good copy is put back; with no good
-  copy, ``DamagedState`` names the file and what to do (the driver exits 2 and runs nothing).
+  damaged files are moved to ``<task>/.state-damaged/<UTC time>/`` and the last good copy is put back with the
+  checkpoints it names; with no good copy, ``DamagedState`` names the file and what to do (the driver exits 2 and
+  runs nothing). A whole state equal to the good copy (a killed driver's last save) gets its deleted checkpoints
+  back too.
 
 Files are checked without running them: JSON parses, a pickle's opcodes run to its STOP (``pickletools``).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -31,6 +36,8 @@ log = logging.getLogger(__name__)
 GOOD_DIR = ".state-good"
 DAMAGED_DIR = ".state-damaged"
 MANIFEST = "manifest.json"
+CHECKPOINTS = "checkpoints"  # hard links to the trials' checkpoints when the copy was made
+NO_HARD_LINKS = (errno.EPERM, errno.EXDEV, errno.EOPNOTSUPP, errno.EMLINK)
 EXPERIMENT_STATE = "experiment_state-"
 SESSION_FILES = (("experiment_state-", ".json"), ("search_gen_state-", ".json"), ("searcher-state-", ".pkl"))
 TUNER_FILE = "tuner.pkl"
@@ -158,6 +165,7 @@ class StateKeeper:
                     f.flush()
                     os.fsync(f.fileno())
                 manifest["files"][name] = hashlib.sha256(data).hexdigest()
+            manifest["checkpoints"] = self._pin(new / CHECKPOINTS)
             with open(new / MANIFEST, "w") as f:
                 json.dump(manifest, f)
                 f.flush()
@@ -174,6 +182,56 @@ class StateKeeper:
             return False
         return True
 
+    def _pin(self, into: Path) -> list[str]:
+        """Hard links to every trial checkpoint there is now (no copy, no extra space while Ray keeps it).
+
+        Ray deletes a checkpoint once enough better or newer ones exist, and the state kept here may still name
+        it as a trial's latest: a restore from it would find the checkpoint gone and fail the trial.
+        """
+        pinned: list[str] = []
+        for ckpt in sorted(p for p in self.exp_dir.glob("*/checkpoint_*") if p.is_dir()):
+            rel = ckpt.relative_to(self.exp_dir)
+            try:
+                _link_tree(ckpt, into / rel)
+            except FileNotFoundError:  # Ray is deleting it: not a latest checkpoint
+                shutil.rmtree(into / rel, ignore_errors=True)
+                continue
+            except OSError as exc:
+                if exc.errno not in NO_HARD_LINKS:
+                    raise
+                log.warning("cannot hard-link checkpoints in %s (%s): they are not kept with the state", ckpt, exc)
+                shutil.rmtree(into, ignore_errors=True)
+                return []
+            pinned.append(rel.as_posix())
+        return pinned
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    for root, _, names in os.walk(source):
+        into = target / Path(root).relative_to(source)
+        into.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            os.link(Path(root) / name, into / name)
+
+
+def put_back_checkpoints(exp_dir: Path, good_dir: Path) -> int:
+    """Hard-link back the checkpoints of the good copy that Ray has deleted since; returns how many."""
+    try:
+        pinned = json.loads((good_dir / MANIFEST).read_text()).get("checkpoints", [])
+    except (OSError, ValueError):
+        return 0
+    back = 0
+    for rel in pinned:
+        original, kept = Path(exp_dir) / rel, good_dir / CHECKPOINTS / rel
+        if not original.exists() and kept.is_dir():
+            _link_tree(kept, original)
+            back += 1
+    return back
+
 
 def check_before_restore(exp_dir: Path) -> str | None:
     """Make the experiment directory restorable, or raise DamagedState; returns a line saying what was done.
@@ -184,9 +242,14 @@ def check_before_restore(exp_dir: Path) -> str | None:
     exp_dir = Path(exp_dir)
     files = newest_set(exp_dir)
     damaged = {n: why for n, p in files.items() if (why := damage(p))}
-    if files and not damaged:
-        return None
     good = good_copy(exp_dir)
+    good_dir = next(iter(good.values())).parent if good else None
+    if files and not damaged:
+        state = next(n for n in files if n.startswith(EXPERIMENT_STATE))
+        if good is None or state not in good or _digest(files[state]) != _digest(good[state]):
+            return None
+        back = put_back_checkpoints(exp_dir, good_dir)  # a killed driver's last state may name deleted ones
+        return f"put back {_count(back, 'checkpoint')} of {exp_dir} that its saved state names" if back else None
     if not files:
         if good is None:
             return None  # Ray never saved a state here: the caller decides whether that is a fresh start
@@ -210,5 +273,7 @@ def check_before_restore(exp_dir: Path) -> str | None:
         tmp = exp_dir / f".{name}.restoring"
         shutil.copyfile(path, tmp)
         os.replace(tmp, exp_dir / name)
-    saved = json.loads((next(iter(good.values())).parent / MANIFEST).read_text()).get("saved", "?")
-    return f"{first}; restored the last good copy (saved {saved}); the damaged files are in {aside}"
+    back = put_back_checkpoints(exp_dir, good_dir)
+    saved = json.loads((good_dir / MANIFEST).read_text()).get("saved", "?")
+    checkpoints = f" with {_count(back, 'checkpoint')} it names that Ray had deleted since" if back else ""
+    return f"{first}; restored the last good copy (saved {saved}){checkpoints}; the damaged files are in {aside}"

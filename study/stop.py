@@ -97,7 +97,7 @@ class Stop:
             if self.storage is not None:
                 return
             self.storage = failure
-        log.error("storage failure: %s; stopping the study", failure.line())
+        log.info("storage failure: %s; stopping the study", failure.line())  # the driver says it at the end
         self.ask_tune()
 
     def stop_for(self, reason: str) -> None:

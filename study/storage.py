@@ -186,15 +186,16 @@ def tables_bytes(trials: int, epochs: int) -> int:
 
 
 def estimate(cfg, checkpoints_kept: int) -> Estimate:
-    """What the study ``cfg`` writes: the largest network's checkpoint x the checkpoints a trial keeps (the best
-    ``checkpoints_kept`` and its latest) x trials, the tables, Ray's experiment state (and our last good copy of
-    it, ~32 KiB a trial each) and the per-trial logs (Ray's results, Lightning's CSV, ~4 KiB an epoch)."""
+    """What the study ``cfg`` writes: the largest network's checkpoint x the checkpoints a trial holds (the best
+    ``checkpoints_kept``, its latest, and one that Ray deleted but the last good copy of its state still names)
+    x trials, the tables, Ray's experiment state (and that good copy, ~32 KiB a trial each) and the per-trial
+    logs (Ray's results, Lightning's CSV, ~4 KiB an epoch)."""
     checkpoints = ray_state = logs = 0
     trials = cfg.num_samples * len(cfg.tasks)
     for task in cfg.tasks:
         preset = cfg.task_presets[task]
         largest = checkpoint_bytes(task, max(preset.base_channels), max(preset.depths))
-        checkpoints += largest * (checkpoints_kept + 1) * cfg.num_samples
+        checkpoints += largest * (checkpoints_kept + 2) * cfg.num_samples
         ray_state += 2 * (16 * 1024 + 32 * 1024 * cfg.num_samples)
         logs += cfg.num_samples * (16 * 1024 + 4 * 1024 * cfg.epochs)
     return Estimate(checkpoints, tables_bytes(trials, cfg.epochs), ray_state, logs)

@@ -17,7 +17,7 @@ from study.config import StudyConfig
 from study.search import StudySearch, journal_path, reconcile
 from study.space import Space
 from study.state import StateKeeper
-from study.stop import STOP, RayLogWatch
+from study.stop import STOP
 from study.trial import RunSettings, train_trial
 
 log = logging.getLogger(__name__)
@@ -147,8 +147,7 @@ def run_task(cfg: StudyConfig, task: str, concurrency: int) -> tune.ResultGrid:
         tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable(cfg, task), **errored)
     else:
         tuner = build_tuner(cfg, task, concurrency)
-    with RayLogWatch(cfg.storage, cfg.study_dir):
-        results = tuner.fit()
+    results = tuner.fit()
     if STOP.storage is None:
         StateKeeper(exp_dir).snapshot()  # Ray's final save of the run
         record_best_checkpoints(cfg, results)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from results.query import load_epochs, load_trials
-from results.schema import STATUSES
+from results.schema import FINAL_STATUSES
 from study.faults import ENV as FAULTS_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,7 +75,7 @@ def check_tables(study_dir: Path, tasks: tuple[str, ...], n_trials: int, epochs:
     for task in tasks:
         assert (trials["task"] == task).sum() == n_trials, trials[["task", "trial_id", "status"]]
     assert trials["trial_id"].is_unique
-    assert set(trials["status"]) <= set(STATUSES) - {"running"}
+    assert set(trials["status"]) <= set(FINAL_STATUSES)  # none running or interrupted once a study has ended
     assert not rows.duplicated(["trial_id", "epoch"]).any()
     for frame in (trials, rows):
         objects = [name for name, dtype in frame.dtypes.items() if dtype is pd.api.types.pandas_dtype(object)]

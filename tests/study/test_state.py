@@ -142,3 +142,29 @@ def test_ray_starting_a_fresh_experiment_under_a_study_with_trials_is_refused(tm
         assert pickle.loads(pickle.dumps(callback)).task == "binary"  # still picklable (it lives in tuner.pkl)
     finally:
         forget_tables()
+
+
+def test_checkpoints_the_good_copy_names_come_back_after_ray_deleted_them(tmp_path):
+    exp = tmp_path / "binary"
+    write_state(exp, S1)
+    ckpt = exp / "trial_a" / "checkpoint_000001"
+    ckpt.mkdir(parents=True)
+    (ckpt / "checkpoint.ckpt").write_bytes(b"weights" * 100)
+    StateKeeper(exp).snapshot()
+    assert (exp / GOOD_DIR / "checkpoints" / "trial_a" / "checkpoint_000001" / "checkpoint.ckpt").stat().st_nlink == 2
+    # Ray registers newer checkpoints and deletes this one; then its state saves stop (a killed driver)
+    for path in ckpt.iterdir():
+        path.unlink()
+    ckpt.rmdir()
+    note = check_before_restore(exp)
+    assert note is not None and "put back 1 checkpoint " in note
+    assert (ckpt / "checkpoint.ckpt").read_bytes() == b"weights" * 100
+    # ... or the next save was cut short: the good copy comes back with the checkpoint
+    for path in ckpt.iterdir():
+        path.unlink()
+    ckpt.rmdir()
+    write_state(exp, S2)
+    cut(exp / f"experiment_state-{S2}.json")
+    note = check_before_restore(exp)
+    assert "restored the last good copy" in note and "with 1 checkpoint " in note
+    assert (ckpt / "checkpoint.ckpt").read_bytes() == b"weights" * 100

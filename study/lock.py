@@ -260,7 +260,7 @@ class StudyLock:
         finally:
             guard.unlink(missing_ok=True)
         self.takeover = f"took over the study lock {self.path} of {stale.describe()}: {why}"
-        log.warning("%s", self.takeover)
+        log.info("%s", self.takeover)  # the driver prints it
 
     # -- hold --
     def _beat(self) -> None:

@@ -246,9 +246,17 @@ class StudyLock:
             os.link(tmp, guard)
         except FileExistsError:
             found = _read(guard)
-            raise LockHeld(
-                self.name, self.path, found[0] if found else None, None, " (it is taking over a stale lock)"
-            ) from None
+            now = os.stat(tmp).st_mtime
+            stale_guard = found is not None and now - found[1] > self.lapse_s  # a takeover that died half-way
+            try:
+                if not stale_guard:
+                    raise FileExistsError(guard)
+                guard.unlink(missing_ok=True)
+                os.link(tmp, guard)
+            except FileExistsError:
+                raise LockHeld(
+                    self.name, self.path, found[0] if found else None, None, " (it is taking over a stale lock)"
+                ) from None
         try:
             current = _read(self.path)
             if current is not None and (current[0] is None or current[0].token != stale.token):

@@ -158,3 +158,17 @@ def test_bad_heartbeat_settings_are_refused(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_HEARTBEAT, "soon")
     with pytest.raises(ValueError, match=ENV_HEARTBEAT):
         StudyLock(tmp_path, "s")
+
+
+def test_a_takeover_that_died_half_way_does_not_block_the_next(tmp_path, fast_heartbeat):
+    _foreign_lock(tmp_path, age=60)
+    guard = lock_path(tmp_path, "s").with_name(".s.lock.takeover")
+    guard.write_text(lock_path(tmp_path, "s").read_text())
+    os.utime(guard, (time.time() - 60, time.time() - 60))
+    lock = StudyLock(tmp_path, "s")
+    lock.acquire()
+    try:
+        assert "lapsed" in lock.takeover
+        assert not guard.exists()
+    finally:
+        lock.release()

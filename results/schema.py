@@ -49,7 +49,10 @@ SCHEMA_VERSION_KEY = b"welllog_study.schema_version"
 # major N -> a function turning a table of major N into one of major N + 1: (table, file name) -> table.
 MIGRATIONS: dict[int, Callable[[pa.Table, str], pa.Table]] = {}
 
-STATUSES = ("completed", "stopped_early", "error", "running")
+# "interrupted": the trial was unfinished when its driver stopped (a signal, a storage failure); --resume
+# continues it. Added after schema 1.0 without a version bump: the column and its type are unchanged, and
+# files written before it simply never hold it.
+STATUSES = ("completed", "stopped_early", "error", "running", "interrupted")
 # Statuses of trials whose metrics are meaningful for model selection.
 FINISHED_STATUSES = ("completed", "stopped_early")
 # Statuses a trial ends in (a planned trial in one of these needs no more work).

@@ -195,6 +195,8 @@ class StudyTables:
         self._remove_temporaries()
         self._epochs: dict[tuple[str, int], dict[str, Any]] = {}
         self._trials: dict[str, dict[str, Any]] = {}
+        # While the storage cannot take writes: record_* change the rows in memory only; flush() writes them.
+        self.held = False
         self.upgraded_from: set[str] = set()  # versions of older files this writer upgraded
         for row in self._load(EPOCHS_FILE):
             self._epochs[(row["trial_id"], row["epoch"])] = row
@@ -241,6 +243,31 @@ class StudyTables:
             raise KeyError(f"no trial {trial_id!r} in {self.trials_path}")
         self._trials[trial_id]["checkpoint_path"] = path
         self._write_trials()
+
+    def trial_ids(self, task: str) -> list[str]:
+        return sorted(t for t, row in self._trials.items() if row["task"] == task)
+
+    def statuses(self, task: str) -> dict[str, str]:
+        """trial id -> status of the task's trials."""
+        return {t: row["status"] for t, row in sorted(self._trials.items()) if row["task"] == task}
+
+    def running(self, task: str | None = None) -> list[str]:
+        """Trials whose row says ``running`` (of ``task``, or all)."""
+        return sorted(
+            t for t, row in self._trials.items() if row["status"] == "running" and task in (None, row["task"])
+        )
+
+    def interrupt_running(self, task: str | None = None) -> list[str]:
+        """Mark trials still ``running`` as ``interrupted`` (their driver stopped) and write; returns their ids.
+
+        Once the driver has stopped, no trial runs: a ``running`` row left by a killed driver is stale too.
+        """
+        ids = self.running(task)
+        for trial_id in ids:
+            self._trials[trial_id]["status"] = "interrupted"
+        if ids:
+            self._write_trials()
+        return ids
 
     def _remove_temporaries(self) -> None:
         for entry in self.tables_dir.iterdir():
@@ -338,15 +365,19 @@ class StudyTables:
         self._write_trials()
 
     def flush(self) -> None:
-        """Rewrite both tables (each record_* call already wrote what it changed)."""
-        self._write_epochs()
-        self._write_trials()
+        """Rewrite both tables (each record_* call already wrote what it changed, unless ``held``)."""
+        self._write_epochs(force=True)
+        self._write_trials(force=True)
 
-    def _write_epochs(self) -> None:
+    def _write_epochs(self, force: bool = False) -> None:
+        if self.held and not force:
+            return
         rows = [self._epochs[key] for key in sorted(self._epochs)]
         write_atomic(self.epochs_path, pa.Table.from_pylist(rows, schema=EPOCHS_SCHEMA))
 
-    def _write_trials(self) -> None:
+    def _write_trials(self, force: bool = False) -> None:
+        if self.held and not force:
+            return
         by_trial: dict[str, list[dict[str, Any]]] = {}
         for key in sorted(self._epochs):
             by_trial.setdefault(key[0], []).append(self._epochs[key])

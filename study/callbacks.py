@@ -1,28 +1,82 @@
-"""The driver-side Tune callback that keeps the Parquet tables current as results arrive."""
+"""The driver-side Tune callback that keeps the Parquet tables current as results arrive and guards the study's
+storage while Tune runs."""
 
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ray import tune
 
 from results.tables import StudyTables
+from study import faults
+from study.state import StateKeeper
+from study.stop import STOP
+from study.storage import storage_failure
 
 log = logging.getLogger(__name__)
+
+# One writer per tables directory in this process: the callback's, shared with the driver's own updates
+# (so a row the storage refused is still in memory when the driver writes the final statuses).
+_LIVE: dict[Path, StudyTables] = {}
+SNAPSHOT_EVERY_S = 0.5  # how often the callback looks for a new state save of Ray's to keep a good copy of
+
+
+def study_tables(tables_dir: Path, study: str, objective: str) -> StudyTables:
+    """The process's writer of ``tables_dir``, opened on first use."""
+    key = Path(tables_dir).resolve()
+    if key not in _LIVE:
+        _LIVE[key] = StudyTables(tables_dir, study, objective)
+    return _LIVE[key]
+
+
+def forget_tables() -> None:
+    """Drop the open writers (the driver's run is over)."""
+    _LIVE.clear()
+
+
+class StateNotRestored(RuntimeError):
+    """Ray started a fresh experiment where the study expected it to restore one."""
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _trial_failure(trial, storage: Path, study_dir: Path):
+    """The storage failure behind a trial's latest error, if that is what it was."""
+    import ray.cloudpickle as cloudpickle
+
+    try:
+        if trial.pickled_error_file:
+            with open(trial.pickled_error_file, "rb") as f:
+                failure = storage_failure(cloudpickle.load(f), storage, study_dir)
+            if failure is not None:
+                return failure
+    except Exception:
+        log.debug("could not unpickle the error of trial %s", trial.trial_id, exc_info=True)
+    try:
+        text = Path(trial.error_file).read_text(errors="replace") if trial.error_file else ""
+    except OSError:
+        return None
+    return storage_failure(RuntimeError(text.strip().splitlines()[-1] if text.strip() else ""), storage, study_dir)
+
+
 class TablesCallback(tune.Callback):
-    """Upserts an epoch row per reported result and a trial row per state change.
+    """Upserts an epoch row per reported result and a trial row per state change, and guards the storage.
 
     Ray delivers results at least once, so the tables are keyed by (trial_id, epoch) and a repeat
     overwrites. The callback is pickled into the experiment state (``Tuner.restore`` brings it back), so it
     holds paths and numbers only and opens the tables lazily.
+
+    Guarding the storage: a storage failure in a table write, or behind a trial's error, stops the study (see
+    ``study.stop``) instead of raising through Tune or retrying the trial; rows then change in memory only
+    until the driver writes them at the end. After each of Ray's state saves the last good copy of the state is
+    kept (``study.state``). A restore that Ray could not do (it starts a fresh experiment while the tables already
+    hold trials of this task) is refused before any trial starts.
     """
 
     def __init__(self, tables_dir: Path, study: str, objective: str, task: str, epochs: int, devices: float):
@@ -36,13 +90,29 @@ class TablesCallback(tune.Callback):
         self._node: dict[str, str] = {}
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_tables": None}
+        return {**self.__dict__, "_tables": None, "_keeper": None, "_staging": None, "_stepped": False, "_looked": 0.0}
 
     @property
     def tables(self) -> StudyTables:
         if self._tables is None:
-            self._tables = StudyTables(self.tables_dir, self.study, self.objective)
+            self._tables = study_tables(self.tables_dir, self.study, self.objective)
         return self._tables
+
+    @property
+    def study_dir(self) -> Path:
+        return self.tables_dir.parent
+
+    @contextmanager
+    def _guard(self):
+        """A storage failure inside stops the study; other errors raise as before."""
+        try:
+            yield
+        except OSError as exc:
+            failure = storage_failure(exc, self.study_dir.parent, self.study_dir)
+            if failure is None:
+                raise
+            self.tables.held = True
+            STOP.storage_failed(failure)
 
     def _record(self, trial, status: str, *, finished: bool = False, error_file: str | None = None) -> None:
         tid = trial.trial_id
@@ -52,28 +122,61 @@ class TablesCallback(tune.Callback):
                 error = Path(error_file).read_text(errors="replace").strip().splitlines()[-1][:2000]
             except (OSError, IndexError):
                 error = "error file unreadable"
+            error_file = str(Path(trial.path) / Path(error_file).name)  # the study's copy, not Ray's temp folder
         checkpoint = trial.checkpoint.path if trial.checkpoint is not None else None
-        self.tables.record_trial(
-            tid,
-            self.task,
-            status=status,
-            params=dict(trial.config),
-            epoch_budget=self.epochs,
-            devices=self.devices,
-            started_at=self.tables.started_at(tid) or _now(),  # a resumed trial keeps its first start
-            finished_at=_now() if finished else None,
-            node=self._node.get(tid, ""),
-            checkpoint_path=checkpoint,
-            error=error,
-            error_file=error_file,
-        )
+        with self._guard():
+            self.tables.record_trial(
+                tid,
+                self.task,
+                status=status,
+                params=dict(trial.config),
+                epoch_budget=self.epochs,
+                devices=self.devices,
+                started_at=self.tables.started_at(tid) or _now(),  # a resumed trial keeps its first start
+                finished_at=_now() if finished else None,
+                node=self._node.get(tid, ""),
+                checkpoint_path=checkpoint,
+                error=error,
+                error_file=error_file,
+            )
 
+    # -- the run --
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        if getattr(self, "_stepped", False):
+            return
+        self._stepped = True
+        if trials:
+            self._staging = Path(trials[0].storage.experiment_driver_staging_path)
+        elif self.tables.trial_ids(self.task):
+            raise StateNotRestored(
+                f"Ray could not restore the experiment state in {self.study_dir / self.task} and would start a "
+                f"fresh, empty experiment under study {self.study!r}, whose tables hold {self.task} trials"
+            )
+        if STOP.requested:  # asked before this run's handler was installed
+            STOP.ask_tune()
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        if getattr(self, "_keeper", None) is None:
+            self._keeper = StateKeeper(self.study_dir / self.task)
+        now = time.monotonic()
+        if STOP.storage is None and now - getattr(self, "_looked", 0.0) >= SNAPSHOT_EVERY_S:
+            self._looked = now
+            self._keeper.snapshot()
+
+    def get_state(self) -> None:
+        """Called in each of Ray's state saves, before Ray copies the state to the storage: a fault point."""
+        faults.driver_point("state", self.study_dir, getattr(self, "_staging", None))
+        return None
+
+    # -- the trials --
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._record(trial, "running")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         node = str(result.get("node") or result.get("hostname") or "")
-        self.tables.record_epoch(trial.trial_id, self.task, int(result["epoch"]), result)  # refreshes its row too
+        with self._guard():
+            faults.driver_point("table", self.study_dir)
+            self.tables.record_epoch(trial.trial_id, self.task, int(result["epoch"]), result)  # refreshes its row
         if self._node.get(trial.trial_id) != node:  # first result, or the trial moved to another node
             self._node[trial.trial_id] = node
             self._record(trial, "running")
@@ -82,5 +185,20 @@ class TablesCallback(tune.Callback):
         done = self.tables.last_epoch(trial.trial_id) >= self.epochs
         self._record(trial, "completed" if done else "stopped_early", finished=True)
 
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        failure = _trial_failure(trial, self.study_dir.parent, self.study_dir)
+        if failure is not None:
+            # Not the trial's fault: it does not count against the trial's retries (Ray's run metadata is the
+            # one place that counts them), and the study stops instead of retrying while the storage is down.
+            trial.run_metadata.num_failures = max(0, trial.run_metadata.num_failures - 1)
+            self.tables.held = True
+            STOP.storage_failed(failure)
+
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        failure = _trial_failure(trial, self.study_dir.parent, self.study_dir)
+        if failure is not None:  # --resume continues it from its checkpoint
+            self.tables.held = True
+            STOP.storage_failed(failure)
+            self._record(trial, "interrupted", error_file=trial.error_file)
+            return
         self._record(trial, "error", finished=True, error_file=trial.error_file)

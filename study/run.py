@@ -1,7 +1,9 @@
 """``python -m study.run``: run (or resume) a hyperparameter study of the well-log segmenters.
 
 With no flags it runs a real, small study on this machine's CPUs (the ``smoke`` preset) in minutes.
-Exit codes: 0 all trials fine; 1 some trials errored; 2 a user mistake; 130 interrupted.
+Exit codes: 0 all trials fine; 1 some trials errored; 2 a user mistake, or a study another driver runs, or one
+whose state is damaged (nothing run); 3 trials left unfinished for another reason (named); 74 the storage
+failed (full, read-only, ...): the study stopped cleanly; 130 interrupted by SIGINT (Ctrl-C); 143 by SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import argparse
 import logging
 import os
 import re
+import shutil
+import signal
 import stat
 import sys
 from dataclasses import dataclass, replace
@@ -22,8 +26,12 @@ from datamodules.labels import TASKS
 from models.metric_names import DEFAULT_OBJECTIVE, OBJECTIVES
 from results.schema import FINAL_STATUSES
 from study.config import COMPILE_CHOICES, PRESETS, STUDY_FILE, StudyConfig, expand_tasks
+from study.lock import LockHeld, StudyLock, current_holder
+from study.stop import STOP, RayLogWatch, exit_status
+from study.storage import free_text, storage_failure
 
-EXIT_OK, EXIT_TRIAL_ERRORS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_TRIAL_ERRORS, EXIT_USAGE, EXIT_UNFINISHED, EXIT_STORAGE = 0, 1, 2, 3, 74  # 74: sysexits EX_IOERR
+EXIT_INTERRUPTED = exit_status(signal.SIGINT)  # 130; SIGTERM gives 143
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Flags that define the plan of a study (argparse dests). With --resume the saved plan is used: these may be
 # repeated with the saved values (the up-arrow habit), never changed.
@@ -258,8 +266,13 @@ def parse(argv: list[str] | None) -> Request:
     else:
         parent = next(p for p in [storage, *storage.parents] if p.exists())
         if not os.access(parent, os.W_OK):
-            raise UsageError(f"--storage {storage} is not writable by you; choose another directory")
+            read_only = os.statvfs(parent).f_flag & os.ST_RDONLY
+            reason = f"read-only file system, {free_text(parent)}" if read_only else "not yours to write"
+            raise UsageError(f"--storage {storage} is not writable ({reason}); choose another directory")
         name = args.name or datetime.now(timezone.utc).strftime("study-%Y%m%d-%H%M%S")
+        held = current_holder(storage, name)
+        if held is not None:
+            raise UsageError(str(held))
         if (storage / name).exists():
             raise UsageError(
                 f"study {name!r} already exists in {storage}; use --resume to continue it, or choose another --name"
@@ -331,17 +344,163 @@ def _check_fits(cfg: StudyConfig, resources: dict[str, float]) -> None:
 
 
 def _create_study(cfg: StudyConfig) -> None:
-    cfg.study_dir.mkdir(parents=True, exist_ok=False)
+    try:
+        cfg.study_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:  # created since parse() looked: another driver, now finished
+        raise UsageError(
+            f"study {cfg.name!r} already exists in {cfg.storage}; use --resume to continue it, or choose another --name"
+        ) from None
     tmp = cfg.study_dir / f".{STUDY_FILE}.tmp"
-    tmp.write_text(cfg.to_json())
-    tmp.replace(cfg.study_dir / STUDY_FILE)
+    try:
+        tmp.write_text(cfg.to_json())
+        tmp.replace(cfg.study_dir / STUDY_FILE)
+    except OSError:  # e.g. a full disk: leave no half-made study behind
+        shutil.rmtree(cfg.study_dir, ignore_errors=True)
+        raise
+
+
+def _resume_command(cfg: StudyConfig) -> str:
+    return f"python -m study.run --resume --name {cfg.name} --storage {cfg.storage}"
+
+
+def _acquire(lock: StudyLock) -> None:
+    """Take the study lock before anything is written or restored; UsageError naming the holder, or saying why
+    the storage cannot take the lock file (the pre-flight writability check of a new study)."""
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        raise UsageError(f"{exc}; wait for it to end or stop it (Ctrl-C or SIGTERM), then try again") from None
+    except OSError as exc:
+        failure = storage_failure(exc, lock.storage)
+        reason = failure.reason if failure else exc.strerror or str(exc)
+        raise UsageError(
+            f"--storage {lock.storage} is not writable ({reason}, {free_text(lock.storage)}); "
+            "free space, fix the storage or choose another directory"
+        ) from None
+    if lock.takeover:
+        print(f"study.run: {lock.takeover}", file=sys.stderr)
+
+
+def _prepare_resume(cfg: StudyConfig) -> None:
+    """Under the lock, before Ray starts: the study must take writes; rows an earlier driver left ``running``
+    become ``interrupted``; a journal's cut last line is removed; Ray's damaged state falls back to its last
+    good copy (UsageError when there is none: nothing is run)."""
+    from ray import tune
+
+    from study.callbacks import study_tables
+    from study.search import journal_path
+    from study.state import DamagedState, check_before_restore, newest_set
+    from study.storage import check_writable, repair_journal
+
+    reason = check_writable(cfg.study_dir)
+    if reason is not None:
+        raise UsageError(
+            f"the study {cfg.study_dir} is not writable ({reason}, {free_text(cfg.study_dir)}); "
+            "free space or fix the storage, then resume again"
+        )
+    tables = study_tables(cfg.tables_dir, cfg.name, cfg.metric)
+    for task in cfg.tasks:  # first what may refuse the resume, then the repairs
+        try:
+            note = check_before_restore(cfg.study_dir / task)
+        except DamagedState as exc:
+            raise UsageError(str(exc)) from None
+        if note:
+            print(f"study.run: {note}", file=sys.stderr)
+        restorable = tune.Tuner.can_restore(str(cfg.study_dir / task)) and newest_set(cfg.study_dir / task)
+        if tables.trial_ids(task) and not restorable:
+            raise UsageError(
+                f"{cfg.study_dir / task} holds no experiment state of Ray's, but the tables hold {task} trials: "
+                "resuming would start a fresh experiment under this study; nothing was run. Put back a backup of "
+                "that directory, or start the study again under a new --name"
+            )
+    for task in cfg.tasks:
+        repair_journal(journal_path(cfg.study_dir, task))
+    stale = tables.interrupt_running()
+    if stale:
+        print(
+            f"study.run: trials {', '.join(stale)} were left 'running' by a driver that stopped without saying so; "
+            "marked interrupted",
+            file=sys.stderr,
+        )
+
+
+def _preflight(cfg: StudyConfig) -> None:
+    """Warn, with the figures, when the storage has less free space than the study may still write."""
+    from study.storage import estimate, free_bytes, human, used_bytes
+    from study.tuner import CHECKPOINTS_KEPT
+
+    plan = estimate(cfg, CHECKPOINTS_KEPT)
+    need = max(0, plan.total - used_bytes(cfg.study_dir))
+    free = free_bytes(cfg.study_dir)
+    if free is not None and free < need:
+        print(
+            f"study.run: warning: {cfg.storage} has {human(free)} free, less than this study may still write "
+            f"({plan.describe()}); if it fills, the study stops (exit {EXIT_STORAGE}) and --resume continues it "
+            "once there is room",
+            file=sys.stderr,
+        )
+
+
+def _live_statuses(cfg: StudyConfig, task: str) -> dict[str, str]:
+    """trial id -> status of the task's trials, as the driver knows them (also rows the storage refused)."""
+    from study.callbacks import study_tables
+
+    return study_tables(cfg.tables_dir, cfg.name, cfg.metric).statuses(task)
 
 
 def _finished(cfg: StudyConfig, task: str) -> int:
-    from results.query import load_trials
+    return sum(status in FINAL_STATUSES for status in _live_statuses(cfg, task).values())
 
-    trials = load_trials(cfg.study_dir)
-    return int(trials[(trials["task"] == task) & trials["status"].isin(FINAL_STATUSES)].shape[0])
+
+def _settle(cfg: StudyConfig | None) -> list[str]:
+    """Once the driver stops, no trial row says ``running``: each becomes ``interrupted``, and rows held in
+    memory while the storage failed are written (into the room the reserve kept). Never raises."""
+    from results.query import TableError
+    from study.callbacks import study_tables
+    from study.storage import release_reserve
+
+    if cfg is None or not cfg.tables_dir.is_dir():
+        return []
+    if STOP.storage is not None:
+        release_reserve(cfg.study_dir)
+    try:
+        tables = study_tables(cfg.tables_dir, cfg.name, cfg.metric)
+        ids = tables.interrupt_running()
+        if tables.held:
+            tables.flush()
+            tables.held = False
+        return ids
+    except (OSError, TableError) as exc:
+        logging.getLogger(__name__).warning(
+            "could not write the final statuses to %s (%s); --resume marks rows left 'running' as interrupted",
+            cfg.tables_dir,
+            exc,
+        )
+        return []
+
+
+def _stopped(cfg: StudyConfig, task: str | None) -> int:
+    """The study stopped with trials unfinished: say why and how to continue; returns the exit status."""
+    _settle(cfg)
+    if task is None:
+        task = next((t for t in cfg.tasks if _finished(cfg, t) < cfg.num_samples), cfg.tasks[-1])
+    progress = f"{task} has {_finished(cfg, task)}/{cfg.num_samples} trials finished"
+    if STOP.storage is not None:
+        print(f"study.run: storage failure: {STOP.storage.line()}; the study stopped: {progress}", file=sys.stderr)
+        print(f"  free space or fix the storage, then continue with: {_resume_command(cfg)}", file=sys.stderr)
+        return EXIT_STORAGE
+    if STOP.signum is not None:
+        print(f"interrupted ({signal.Signals(STOP.signum).name}): {progress}; continue with:")
+        print(f"  {_resume_command(cfg)}")
+        return exit_status(STOP.signum)
+    statuses = _live_statuses(cfg, task)
+    open_trials = [f"{t} ({status})" for t, status in sorted(statuses.items()) if status not in FINAL_STATUSES]
+    never = cfg.num_samples - len(statuses)
+    why = STOP.other or "Ray Tune ended the run although nothing stopped it"
+    left = ", ".join([*open_trials, *([f"{never} never started"] if never > 0 else [])])
+    print(f"unfinished: {progress}: {why}; unfinished: {left}; continue with:")
+    print(f"  {_resume_command(cfg)}")
+    return EXIT_UNFINISHED
 
 
 def _report(cfg: StudyConfig) -> int:
@@ -379,38 +538,67 @@ def _write_report(cfg: StudyConfig) -> None:
 
 
 def run(req: Request) -> int:
-    """Starts (or joins) Ray, runs the request's study to its end, returns the exit code."""
+    """Starts (or joins) Ray, runs the request's study to its end, returns the exit code.
+
+    The study lock is taken first and released on every exit; SIGINT and SIGTERM stop the study cleanly, and so
+    does a storage failure (``study.stop``); whatever the exit, no trial row is left ``running``.
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.umask(os.umask(0) | 0o022)  # nothing this study writes may be writable by other users
 
     from study import cluster
+    from study.callbacks import StateNotRestored, forget_tables
+    from study.storage import make_reserve, release_reserve, reserve_size
     from study.tuner import close_optuna_study, max_concurrent, run_task
 
+    STOP.reset()
+    STOP.install()
+    lock: StudyLock | None = None
+    watch: RayLogWatch | None = None
+    cfg: StudyConfig | None = None  # the study, once this driver runs it (past the checks that may refuse it)
     try:
+        try:
+            lock = StudyLock(req.storage, req.name)
+        except ValueError as exc:  # a bad WELLLOG_STUDY_LOCK_* value
+            raise UsageError(str(exc)) from None
+        _acquire(lock)
+        lock.on_lost = lambda: STOP.stop_for("another driver took over the study lock while this one was stalled")
+        if req.saved is not None:
+            _prepare_resume(req.saved)
+            cfg = req.saved
+            _preflight(req.saved)
+        elif req.plan.get("preset", "auto") != "auto":
+            _preflight(study_config(req, gpus_seen=False)[0])  # the preset does not depend on what Ray sees
         address = req.address or (req.saved.address if req.saved else None)
         url = cluster.start(address=address, dashboard=req.dashboard, dashboard_host=req.dashboard_host)
+        STOP.install()  # ray.init put its own SIGTERM handler in place
         if url:
             print(f"Ray dashboard: {url}  (sign in with the token in {cluster.token_path()}, or `ray get-auth-token`)")
-        cfg, how = study_config(req, cluster.sees_gpus())
-        if not cfg.resume:
-            if not cfg.address:  # a local instance will not grow: a trial it cannot place would wait forever
-                _check_fits(cfg, cluster.cluster_resources())
-            _create_study(cfg)
+        planned, how = study_config(req, cluster.sees_gpus())
+        if not planned.resume:
+            if not planned.address:  # a local instance will not grow: a trial it cannot place would wait forever
+                _check_fits(planned, cluster.cluster_resources())
+            if req.plan.get("preset", "auto") == "auto":
+                _preflight(planned)
+            _create_study(planned)
+        cfg = planned
+        watch = RayLogWatch(cfg.storage, cfg.study_dir).__enter__()  # until Ray has shut down
+        make_reserve(cfg.study_dir, reserve_size(cfg))
         concurrency = max_concurrent(cfg, cluster.cluster_resources())
         print(
             f"study {cfg.name}: {how}; {', '.join(cfg.tasks)}, {cfg.num_samples} trials x {cfg.epochs} epochs "
             f"per task, {concurrency} at once, objective {cfg.metric}, compile {cfg.compile}; "
             f"storage {cfg.study_dir}"
         )
+        print(f"TensorBoard: tensorboard --logdir {cfg.study_dir}  (every trial's curves; Ray's own line is off)")
         if cfg.address and not cfg.resume:
             print(f"cluster {cfg.address}: every node must reach --storage {cfg.storage}")
         for task in cfg.tasks:
+            if STOP.requested:
+                return _stopped(cfg, task)
             run_task(cfg, task, concurrency)
-            finished = _finished(cfg, task)
-            if finished < cfg.num_samples:  # Ray returns normally after Ctrl-C: the count tells
-                print(f"interrupted: {task} has {finished}/{cfg.num_samples} trials finished; continue with:")
-                print(f"  python -m study.run --resume --name {cfg.name} --storage {cfg.storage}")
-                return EXIT_INTERRUPTED
+            if STOP.requested or _finished(cfg, task) < cfg.num_samples:
+                return _stopped(cfg, task)
             close_optuna_study(cfg, task)
         code = _report(cfg)
         if req.report:
@@ -419,11 +607,53 @@ def run(req: Request) -> int:
     except UsageError as exc:
         print(f"study.run: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except StateNotRestored as exc:
+        print(
+            f"study.run: error: {exc}; nothing was run. Put back a backup of that directory, or start the study "
+            "again under a new --name",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except SystemExit as exc:
+        if exc.code != signal.SIGTERM:
+            raise
+        # SIGTERM while Ray was starting, before this driver's handler was back in place: Ray's turned it into this
+        STOP.signum = signal.SIGTERM
+        if cfg is None:
+            print("interrupted (SIGTERM) while Ray was starting; nothing was run", file=sys.stderr)
+            return exit_status(signal.SIGTERM)
+        return _stopped(cfg, None)
+    except KeyboardInterrupt:  # a second signal: stop at once
+        signum = STOP.signum or signal.SIGINT
+        print(f"interrupted at once ({signal.Signals(signum).name})", file=sys.stderr)
+        if cfg is not None:
+            _settle(cfg)
+            print(f"  continue with: {_resume_command(cfg)}", file=sys.stderr)
+        return exit_status(signum)
+    except Exception as exc:
+        # A storage failure that raised through Ray, Optuna or our own writes; or any error once the storage
+        # has failed (Ray reads back files it could not write, e.g. a trial's cut error.pkl).
+        failure = STOP.storage or storage_failure(exc, req.storage, req.storage / req.name)
+        if failure is None:
+            raise
+        logging.getLogger(__name__).debug("after the storage failure", exc_info=True)
+        if cfg is None:
+            print(f"study.run: storage failure: {failure.line()}; nothing was run", file=sys.stderr)
+            return EXIT_STORAGE
+        STOP.storage_failed(failure)
+        return _stopped(cfg, None)
     finally:
+        if lock is not None and lock.held:
+            _settle(cfg)
+            if cfg is not None:
+                release_reserve(cfg.study_dir)  # each driver keeps its own while it runs
+        forget_tables()
         cluster.shutdown()
+        if watch is not None:
+            watch.__exit__()
+        if lock is not None:
+            lock.release()
+        STOP.uninstall()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from study.space import Space, sampler
+from study.stop import guard_storage
 
 log = logging.getLogger(__name__)
 RAY_TRIAL_ID = "ray_trial_id"
@@ -48,6 +49,12 @@ def open_study(journal: Path, task: str, *, direction: str | None = None, seed: 
     return optuna.create_study(
         study_name=task, storage=storage, sampler=sampler(seed), direction=direction, load_if_exists=True
     )
+
+
+def _dirs(searcher: StudySearch) -> tuple[Path, Path]:
+    """(storage, study directory) of a searcher, from its journal ``<storage>/<study>/optuna/<task>.journal``."""
+    study_dir = searcher.journal.parent.parent
+    return study_dir.parent, study_dir
 
 
 def _reattach(study: optuna.Study, number: int) -> optuna.Trial:
@@ -126,7 +133,8 @@ class StudySearch(Searcher):
         log.info("Optuna trial %d stands for Ray trial %s", trial.number, trial_id)
         return trial
 
-    # -- Ray's Searcher interface --
+    # -- Ray's Searcher interface (each writes the journal: a storage failure stops the study, see study.stop) --
+    @guard_storage(_dirs)
     def suggest(self, trial_id: str) -> dict | None:
         trial = self.study.ask()
         self.space(trial)
@@ -145,11 +153,13 @@ class StudySearch(Searcher):
         if best is None or (value < best if self.mode == "min" else value > best):
             self._best[trial_id] = float(value)
 
+    @guard_storage(_dirs)
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         trial = self._trial(trial_id, result)
         if trial is not None:
             self._observe(trial, trial_id, result)
 
+    @guard_storage(_dirs)
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         trial = self._trial(trial_id, result)
         if trial is None:

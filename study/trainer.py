@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from datamodules.collate import Batch
 from models.metrics import TRAIN_LOSS, VAL_LOSS
@@ -87,7 +87,11 @@ def build_trainer(
         accelerator="gpu" if on_gpu else "cpu",
         devices=1,
         precision="bf16-mixed" if on_gpu else "32-true",
-        logger=CSVLogger(save_dir=str(root_dir), name="lightning_logs"),
+        # CSV beside Ray's result.json; TensorBoard events for `tensorboard --logdir <study dir>`
+        logger=[
+            CSVLogger(save_dir=str(root_dir), name="lightning_logs"),
+            TensorBoardLogger(save_dir=str(root_dir), name="tensorboard", default_hp_metric=False),
+        ],
         callbacks=[FiniteLossGuard(), *callbacks],
         enable_checkpointing=False,  # Tune stores a full Lightning checkpoint every epoch (study/trial.py)
         enable_progress_bar=False,

@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pandas as pd
 from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 
 from datamodules.welllog import WellLogDataModule
 from models.losses import CLASS_WEIGHTING, LOSSES
 from models.metric_names import mode_of
 from results.query import load_trials
-from results.tables import StudyTables
-from study.callbacks import TablesCallback
+from study.callbacks import StateNotRestored, TablesCallback, study_tables
 from study.config import StudyConfig
 from study.search import StudySearch, journal_path, reconcile
 from study.space import Space
+from study.state import StateKeeper
+from study.stop import STOP
 from study.trial import RunSettings, train_trial
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 2  # a crashed trial is retried from its last checkpoint this many times, then marked ERROR
+CHECKPOINTS_KEPT = 2  # per trial, the best by the objective (Ray keeps the latest as well)
+
+
+def result_loggers() -> list[tune.Callback]:
+    """Ray's result.json and progress.csv in every trial folder, without Ray's TensorBoard logger.
+
+    That logger makes Ray print a `tensorboard --logdir` line pointing into its temporary session folder; the
+    trials' TensorBoard events come from Lightning instead (study/trainer.py), under the study directory.
+    """
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # read by Tune when fit() starts, restore included
+    return [JsonLoggerCallback(), CSVLoggerCallback()]
 
 
 def class_frequencies(cfg: StudyConfig, task: str) -> tuple[float, ...] | None:
@@ -102,10 +116,10 @@ def build_tuner(cfg: StudyConfig, task: str, concurrency: int) -> tune.Tuner:
             name=task,
             storage_path=str(cfg.study_dir.resolve()),
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=2, checkpoint_score_attribute=cfg.metric, checkpoint_score_order=mode
+                num_to_keep=CHECKPOINTS_KEPT, checkpoint_score_attribute=cfg.metric, checkpoint_score_order=mode
             ),
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-            callbacks=[callback],
+            callbacks=[callback, *result_loggers()],
             verbose=1,
         ),
     )
@@ -117,7 +131,7 @@ def trial_dirname(trial) -> str:
 
 
 def record_best_checkpoints(cfg: StudyConfig, results: tune.ResultGrid) -> None:
-    tables = StudyTables(cfg.tables_dir, cfg.name, cfg.metric)
+    tables = study_tables(cfg.tables_dir, cfg.name, cfg.metric)
     for result in results:
         trial_id = (result.metrics or {}).get("trial_id")
         if trial_id and result.best_checkpoints:  # a trial that failed before its first epoch has none
@@ -126,13 +140,20 @@ def record_best_checkpoints(cfg: StudyConfig, results: tune.ResultGrid) -> None:
 
 
 def run_task(cfg: StudyConfig, task: str, concurrency: int) -> tune.ResultGrid:
-    """Runs (or, with --resume, restores and finishes) the task's Tuner."""
+    """Runs (or, with --resume, restores and finishes) the task's Tuner.
+
+    Never starts a fresh experiment for a task whose trials the tables already hold (StateNotRestored). A
+    storage failure or a signal during ``fit`` ends it early (see ``study.stop``); the caller looks at ``STOP``.
+    """
     exp_dir = (cfg.study_dir / task).resolve()
-    if cfg.resume and tune.Tuner.can_restore(str(exp_dir)):
+    restore = cfg.resume and tune.Tuner.can_restore(str(exp_dir))
+    if cfg.resume and not restore and study_tables(cfg.tables_dir, cfg.name, cfg.metric).trial_ids(task):
+        raise StateNotRestored(f"{exp_dir} holds no experiment state of Ray's, but the tables hold {task} trials")
+    if restore:
         log.info("restoring %s", exp_dir)
         if cfg.restart_errored:
             # Ray gives a restarted trial a new id; its failed attempt leaves the tables (error.txt stays).
-            tables = StudyTables(cfg.tables_dir, cfg.name, cfg.metric)
+            tables = study_tables(cfg.tables_dir, cfg.name, cfg.metric)
             for trial_id in tables.errored(task):
                 log.warning("restarting errored %s trial %s from scratch (it gets a new trial id)", task, trial_id)
                 tables.drop_trial(trial_id)
@@ -141,7 +162,9 @@ def run_task(cfg: StudyConfig, task: str, concurrency: int) -> tune.ResultGrid:
     else:
         tuner = build_tuner(cfg, task, concurrency)
     results = tuner.fit()
-    record_best_checkpoints(cfg, results)
+    if STOP.storage is None:
+        StateKeeper(exp_dir).snapshot()  # Ray's final save of the run
+        record_best_checkpoints(cfg, results)
     return results
 
 

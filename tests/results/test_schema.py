@@ -76,6 +76,6 @@ def test_plain_read_parquet_never_gives_object_numbers(tables, which):
 def test_statuses_and_version_column(tables):
     df = pd.read_parquet(tables.trials_path)
     assert set(df["status"]) <= set(STATUSES)
-    assert set(df["status"]) == set(STATUSES)  # the golden study uses them all
+    assert set(df["status"]) == set(STATUSES) - {"interrupted"}  # the golden study uses all of the first release
     assert (df["schema_version"] == SCHEMA_VERSION.major).all()
     assert df["epochs_completed"].dtype == "int32"

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from results.query import load_epochs, load_trials
-from results.schema import STATUSES
+from results.schema import FINAL_STATUSES
 from study.faults import ENV as FAULTS_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +75,7 @@ def check_tables(study_dir: Path, tasks: tuple[str, ...], n_trials: int, epochs:
     for task in tasks:
         assert (trials["task"] == task).sum() == n_trials, trials[["task", "trial_id", "status"]]
     assert trials["trial_id"].is_unique
-    assert set(trials["status"]) <= set(STATUSES) - {"running"}
+    assert set(trials["status"]) <= set(FINAL_STATUSES)  # none running or interrupted once a study has ended
     assert not rows.duplicated(["trial_id", "epoch"]).any()
     for frame in (trials, rows):
         objects = [name for name, dtype in frame.dtypes.items() if dtype is pd.api.types.pandas_dtype(object)]
@@ -89,3 +93,39 @@ def check_tables(study_dir: Path, tasks: tuple[str, ...], n_trials: int, epochs:
     objective = trials["objective"].iloc[0]
     assert rows[objective].notna().all()
     return trials, rows
+
+
+class Tmpfs:
+    """A real small file system (tmpfs) mounted at ``path``: fills up, turns read-only, grows, like a disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def remount(self, *options: str) -> None:
+        subprocess.run(["mount", "-o", ",".join(["remount", *options]), str(self.path)], check=True)
+
+    def free(self) -> int:
+        st = os.statvfs(self.path)
+        return st.f_bavail * st.f_frsize
+
+
+@contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Tmpfs]:
+    """Mount a tmpfs of ``size`` (e.g. "24m") at ``path`` for the block; skips the test where mounting is not
+    permitted (it needs root or CAP_SYS_ADMIN). Always unmounted, lazily if a process still holds a file."""
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command: these tests need a real small file system (tmpfs)")
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        pytest.skip(
+            f"cannot mount a tmpfs at {path} ({proc.stderr.strip() or proc.returncode}): these tests need root or "
+            "CAP_SYS_ADMIN to build a real small file system"
+        )
+    try:
+        yield Tmpfs(path)
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)

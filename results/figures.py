@@ -21,8 +21,10 @@ from datamodules.labels import IGNORE_INDEX
 from datamodules.preview import COLOURS
 from results.schema import FINAL_STATUSES, STATUSES
 
-STATUS_COLOURS: dict[str, str] = dict(zip(STATUSES, ("#2a9d3f", "#e08a00", "#d62728", "#1f77b4"), strict=True))
-RUNNING = STATUSES[-1]
+STATUS_COLOURS: dict[str, str] = dict(
+    zip(STATUSES, ("#2a9d3f", "#e08a00", "#d62728", "#1f77b4", "#7f7f7f"), strict=True)
+)
+RUNNING = "running"
 ENDED_EARLY = frozenset(FINAL_STATUSES) - {"completed"}  # cut by ASHA, or errored: their last epoch is marked
 WIDTH_IN = 10.0  # every figure is 1,000 px wide at DPI
 DPI = 100

@@ -42,7 +42,8 @@ class SchemaVersion(NamedTuple):
 
 
 # 1.0: the first release. 1.1: val_miou_all, val_r2_300, val_mae_300 (and per curve class), the binary
-# curve error with its precision side (same column); compile_seconds and graphs_compiled per trial.
+# curve error with its precision side (same column); compile_seconds and graphs_compiled per trial; the
+# status "interrupted".
 SCHEMA_VERSION = SchemaVersion(1, 1)
 SCHEMA_VERSION_KEY = b"welllog_study.schema_version"
 
@@ -50,8 +51,7 @@ SCHEMA_VERSION_KEY = b"welllog_study.schema_version"
 MIGRATIONS: dict[int, Callable[[pa.Table, str], pa.Table]] = {}
 
 # "interrupted": the trial was unfinished when its driver stopped (a signal, a storage failure); --resume
-# continues it. Added after schema 1.0 without a version bump: the column and its type are unchanged, and
-# files written before it simply never hold it.
+# continues it. New in 1.1 (a new value of the status column; files written before it never hold it).
 STATUSES = ("completed", "stopped_early", "error", "running", "interrupted")
 # Statuses of trials whose metrics are meaningful for model selection.
 FINISHED_STATUSES = ("completed", "stopped_early")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ import pytest
 
 from results.query import load_epochs, load_trials
 from results.schema import FINAL_STATUSES
+from study.config import SMOKE, StudyConfig
 from study.faults import ENV as FAULTS_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,3 +131,25 @@ def tmpfs(path: Path, size: str) -> Iterator[Tmpfs]:
     finally:
         if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def saved_study(tmp_path: Path, *, with_trial: bool = False, **changes) -> StudyConfig:
+    """A study directory as `python -m study.run --task binary ...` leaves it: the saved plan and, with
+    ``with_trial``, one trial row still ``running`` (an interrupted driver)."""
+    from results.tables import StudyTables
+
+    presets = {t: replace(p, n_instances=6, scale=0.05) for t, p in SMOKE.tasks.items()}
+    fields = dict(
+        name="x", storage=str(tmp_path / "runs"), preset="smoke", tasks=("binary",), task_presets=presets,
+        epochs=4, num_samples=3, max_concurrent=None, gpus_per_trial=0.0, cpus_per_trial=1.0, grace_period=1,
+        reduction_factor=2, seed=0, metric="val_dice_fg",
+    )  # fmt: skip
+    cfg = StudyConfig(**{**fields, **changes})
+    cfg.study_dir.mkdir(parents=True)
+    (cfg.study_dir / "study.json").write_text(cfg.to_json())
+    if with_trial:
+        StudyTables(cfg.tables_dir, cfg.name, cfg.metric).record_trial(
+            "t1", "binary", status="running", params={}, epoch_budget=cfg.epochs, devices=1.0, started_at=None,
+            finished_at=None, node="", checkpoint_path=None,
+        )  # fmt: skip
+    return cfg

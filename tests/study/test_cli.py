@@ -5,22 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from study.run import main, parse, study_config
+from tests.study.helpers import saved_study
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    h = tmp_path / "home"
-    h.mkdir()
-    monkeypatch.setenv("HOME", str(h))
-    return h
 
 
 def _run(argv, capsys):
@@ -100,24 +92,8 @@ def test_resume_refuses_a_directory_others_can_write(tmp_path, home, capsys):
     assert "chmod" in err
 
 
-def _saved_study(tmp_path, **changes):
-    """A study directory with a saved plan, as `python -m study.run --task binary ...` leaves it."""
-    from study.config import SMOKE, StudyConfig
-
-    presets = {t: replace(p, n_instances=6, scale=0.05) for t, p in SMOKE.tasks.items()}
-    fields = dict(
-        name="x", storage=str(tmp_path / "runs"), preset="smoke", tasks=("binary",), task_presets=presets,
-        epochs=4, num_samples=3, max_concurrent=None, gpus_per_trial=0.0, cpus_per_trial=1.0, grace_period=1,
-        reduction_factor=2, seed=0, metric="val_dice_fg",
-    )  # fmt: skip
-    cfg = StudyConfig(**{**fields, **changes})
-    cfg.study_dir.mkdir(parents=True)
-    (cfg.study_dir / "study.json").write_text(cfg.to_json())
-    return cfg
-
-
 def test_resume_accepts_the_same_plan_flags_the_up_arrow_way(tmp_path, home):
-    cfg = _saved_study(tmp_path)
+    cfg = saved_study(tmp_path)
     argv = ["--task", "binary", "--num-samples", "3", "--epochs", "4", "--instances", "6", "--scale", "0.05",
             "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--seed", "0", "--metric", "val_dice_fg",
             "--preset", "auto", "--storage", str(tmp_path / "runs"), "--name", "x", "--resume"]  # fmt: skip
@@ -138,7 +114,7 @@ def test_resume_accepts_the_same_plan_flags_the_up_arrow_way(tmp_path, home):
     ],
 )
 def test_resume_refuses_a_changed_plan_naming_both_values(tmp_path, home, capsys, flags, needles):
-    cfg = _saved_study(tmp_path)
+    cfg = saved_study(tmp_path)
     before = (cfg.study_dir / "study.json").read_text()
     code, _, err = _run([*flags, "--storage", str(tmp_path / "runs"), "--name", "x", "--resume"], capsys)
     assert code == 2

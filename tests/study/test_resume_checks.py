@@ -6,41 +6,16 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import pytest
-
 from study.config import SMOKE, StudyConfig
 from study.run import _preflight, main
 from study.state import DAMAGED_DIR
+from tests.study import helpers
 from tests.study.helpers import tmpfs
 from tests.study.test_state import S1, cut, write_state
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    h = tmp_path / "home"
-    h.mkdir()
-    monkeypatch.setenv("HOME", str(h))
-    return h
-
-
-def saved_study(tmp_path, with_trial: bool = True) -> StudyConfig:
-    """A study directory as an interrupted `--task binary` run leaves it: plan, one trial row, Ray's state."""
-    from results.tables import StudyTables
-
-    presets = {t: replace(p, n_instances=6, scale=0.05) for t, p in SMOKE.tasks.items()}
-    cfg = StudyConfig(
-        name="x", storage=str(tmp_path / "runs"), preset="smoke", tasks=("binary",), task_presets=presets,
-        epochs=4, num_samples=2, max_concurrent=None, gpus_per_trial=0.0, cpus_per_trial=1.0, grace_period=1,
-        reduction_factor=2, seed=0, metric="val_dice_fg",
-    )  # fmt: skip
-    cfg.study_dir.mkdir(parents=True)
-    (cfg.study_dir / "study.json").write_text(cfg.to_json())
-    if with_trial:
-        StudyTables(cfg.tables_dir, cfg.name, cfg.metric).record_trial(
-            "t1", "binary", status="running", params={}, epoch_budget=4, devices=1.0, started_at=None,
-            finished_at=None, node="", checkpoint_path=None,
-        )  # fmt: skip
-    return cfg
+def saved_study(tmp_path, with_trial: bool = True):
+    return helpers.saved_study(tmp_path, with_trial=with_trial, num_samples=2)
 
 
 def resume(cfg, capsys) -> tuple[int, str]:

@@ -40,10 +40,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from results.schema import FINISHED_STATUSES
+
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--instances", "6", "--scale", "0.05", "--no-dashboard", "--cpus-per-trial", "1", "--max-concurrent", "2"]
+TINY = ["--instances", "6", "--scale", "0.05", "--no-dashboard", "--no-report", "--cpus-per-trial", "1"]
+TINY += ["--max-concurrent", "2"]
 SEEDED = ["--task", "binary", "--num-samples", "3", "--epochs", "6", *TINY]
-ISSUE = ["--task", "binary", "--num-samples", "4", "--epochs", "6", "--no-dashboard"]  # the issue's command
+ISSUE = ["--task", "binary", "--num-samples", "4", "--epochs", "6", "--no-dashboard", "--no-report"]  # the issue's
 LOCK_ENV = {"WELLLOG_STUDY_LOCK_HEARTBEAT_S": "0.5", "WELLLOG_STUDY_LOCK_LAPSE_S": "3"}
 EXIT_STORAGE, EXIT_SIGTERM = 74, 143
 
@@ -191,7 +194,7 @@ def finish(outcome: Outcome, args: list[str], home: Path, study_dir: Path, seen:
         outcome.lost += len(set(range(1, int(done) + 1)) - set(have))
     outcome.stale_at_end = int((trials["status"] == "running").sum())
     outcome.errored = int((trials["status"] == "error").sum())
-    done = trials["status"].isin(["completed", "stopped_early"]).sum()
+    done = trials["status"].isin(FINISHED_STATUSES).sum()
     outcome.finished = bool(outcome.resume_codes[-1] == 0 and done == n and len(trials) == n)
     ran = [d for d in study_dir.glob("binary/trial_*") if (d / "result.json").exists()]
     if len(ran) > n:  # a trial run twice under two ids (an empty folder is a trial that never ran: not counted)
@@ -339,7 +342,7 @@ def finish_counts_only(outcome: Outcome, study_dir: Path, seen: set, n: int) -> 
     outcome.lost = len(seen - set(final))
     outcome.stale_at_end = int((trials["status"] == "running").sum())
     outcome.errored = int((trials["status"] == "error").sum())
-    outcome.finished = bool(trials["status"].isin(["completed", "stopped_early"]).sum() == n)
+    outcome.finished = bool(trials["status"].isin(FINISHED_STATUSES).sum() == n)
 
 
 def scenario_kill(root: Path, rng: random.Random) -> Outcome:

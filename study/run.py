@@ -665,8 +665,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"study.run: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return run(req)
+    try:
+        return run(req)
+    except KeyboardInterrupt:  # a second signal while the driver was already shutting down Ray
+        signum = STOP.signum or signal.SIGINT
+        print(f"interrupted at once ({signal.Signals(signum).name})", file=sys.stderr)
+        return exit_status(signum)
 
 
 if __name__ == "__main__":
+    STOP.keep_until_exit()
     sys.exit(main())

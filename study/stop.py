@@ -42,6 +42,8 @@ class Stop:
         self.other: str | None = None
         self._lock = threading.Lock()
         self._saved: dict[int, object] = {}  # handlers and environment before the first install
+        self.keep = False  # the driver's own process: handlers stay to its exit (``keep_until_exit``)
+        self.ended = False  # the study is over; a signal now has nothing to stop
 
     @property
     def requested(self) -> bool:
@@ -49,6 +51,7 @@ class Stop:
 
     def reset(self) -> None:
         self.signum = self.storage = self.other = None
+        self.ended = False
 
     def install(self) -> bool:
         """Handle SIGINT and SIGTERM here (again after ``ray.init``, which installs its own SIGTERM handler).
@@ -68,9 +71,19 @@ class Stop:
             signal.signal(signal.SIGUSR1, _ignore)  # until a Tune run installs its own: never the default (exit)
         return True
 
+    def keep_until_exit(self) -> None:
+        """This process is the driver (``python -m study.run``): ``uninstall`` leaves the handlers in place, so a
+        signal that comes while the interpreter exits, after the study ended, does not turn into a traceback and
+        a death by signal (exit -2) with every table already written: it is said and ignored, a second one exits
+        at once."""
+        self.keep = True
+
     def uninstall(self) -> None:
         """Put back the handlers (and Tune's setting) found by the first ``install``."""
         if not self._saved or threading.current_thread() is not threading.main_thread():
+            return
+        if self.keep:
+            self.ended = True
             return
         for signum, handler in self._saved.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
@@ -81,6 +94,12 @@ class Stop:
         self._saved = {}
 
     def _on_signal(self, signum: int, frame) -> None:
+        if self.ended:
+            if self.signum is not None:
+                os._exit(exit_status(signum))
+            self.signum = signum
+            print(f"{signal.Signals(signum).name} received after the study ended: nothing to stop", file=sys.stderr)
+            return
         if self.signum is not None:
             raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
         self.signum = signum

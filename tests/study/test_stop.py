@@ -37,3 +37,24 @@ def test_stop_first_signal_asks_second_stops_at_once():
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # this process untouched
+
+
+def test_a_signal_after_the_study_ended_is_said_not_a_death_by_signal():
+    """`python -m study.run` keeps its handlers to exit: Ctrl-C while the interpreter exits, with every table
+    written, is said and ignored (the study's exit status stands); a second one exits at once with 130."""
+    code = (
+        "import os, signal\n"
+        "from study.stop import STOP\n"
+        "STOP.keep_until_exit()\n"
+        "STOP.install()\n"
+        "STOP.uninstall()  # the end of run()\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "print('survived', flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "print('not reached', flush=True)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["survived"], proc.stdout + proc.stderr
+    assert "SIGINT received after the study ended: nothing to stop" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 130

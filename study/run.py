@@ -600,6 +600,7 @@ def run(req: Request) -> int:
             if STOP.requested or _finished(cfg, task) < cfg.num_samples:
                 return _stopped(cfg, task)
             close_optuna_study(cfg, task)
+        STOP.end()
         code = _report(cfg)
         if req.report:
             _write_report(cfg)
@@ -643,6 +644,7 @@ def run(req: Request) -> int:
         STOP.storage_failed(failure)
         return _stopped(cfg, None)
     finally:
+        STOP.end()
         if lock is not None and lock.held:
             _settle(cfg)
             if cfg is not None:
@@ -675,4 +677,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     STOP.keep_until_exit()
-    sys.exit(main())
+    STOP.exit(main())

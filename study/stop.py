@@ -6,11 +6,14 @@ handler Tune installs in every ``fit`` to set its "interrupted" event; the run t
 keeps its last epoch's checkpoint), saves its state once more and ``fit`` returns. A second SIGINT or SIGTERM
 raises KeyboardInterrupt at once. Tune's own SIGINT handler is turned off (``TUNE_DISABLE_SIGINT_HANDLER``) so
 that both signals take the same path, and Ray's SIGTERM handler (which kills the local Ray processes and aborts
-the driver) is replaced once Ray has started.
+the driver) is replaced once Ray has started. Once the study's outcome is settled (``end``), a signal has nothing
+to stop: it is said, and the driver process keeps these handlers to its very exit (``keep_until_exit``, ``exit``)
+so that Ctrl-C during Ray's shutdown never kills it by the signal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -43,14 +46,15 @@ class Stop:
         self._lock = threading.Lock()
         self._saved: dict[int, object] = {}  # handlers and environment before the first install
         self.keep = False  # the driver's own process: handlers stay to its exit (``keep_until_exit``)
-        self.ended = False  # the study is over; a signal now has nothing to stop
+        self.ended = False  # the study's outcome is settled; a signal now has nothing to stop (``end``)
+        self.late: int | None = None  # a signal that came after that
 
     @property
     def requested(self) -> bool:
         return self.signum is not None or self.storage is not None or self.other is not None
 
     def reset(self) -> None:
-        self.signum = self.storage = self.other = None
+        self.signum = self.storage = self.other = self.late = None
         self.ended = False
 
     def install(self) -> bool:
@@ -72,18 +76,34 @@ class Stop:
         return True
 
     def keep_until_exit(self) -> None:
-        """This process is the driver (``python -m study.run``): ``uninstall`` leaves the handlers in place, so a
-        signal that comes while the interpreter exits, after the study ended, does not turn into a traceback and
-        a death by signal (exit -2) with every table already written: it is said and ignored, a second one exits
-        at once."""
+        """This process is the driver (``python -m study.run``): ``uninstall`` leaves the handlers in place to
+        the process's exit (``exit``), so that Ctrl-C while Ray shuts down and the interpreter exits, with every
+        table written, is said instead of killing the process by the signal (exit -2)."""
         self.keep = True
+
+    def end(self) -> None:
+        """The study's outcome is settled (its tables are written or being settled): a signal from now on has
+        nothing to stop; the first is said and ignored, a second stops at once."""
+        self.ended = True
+
+    def exit(self, code: int) -> None:
+        """End the driver process with ``code``: the ``atexit`` functions run with these handlers still in
+        place, then the process exits without the interpreter's teardown, which would put the default handlers
+        back (a signal then kills the process) while Ray's threads and objects are torn down."""
+        import atexit
+
+        logging.shutdown()
+        atexit._run_exitfuncs()  # what interpreter exit would run, minus resetting the handlers
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
 
     def uninstall(self) -> None:
         """Put back the handlers (and Tune's setting) found by the first ``install``."""
         if not self._saved or threading.current_thread() is not threading.main_thread():
             return
         if self.keep:
-            self.ended = True
             return
         for signum, handler in self._saved.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
@@ -95,10 +115,14 @@ class Stop:
 
     def _on_signal(self, signum: int, frame) -> None:
         if self.ended:
-            if self.signum is not None:
-                os._exit(exit_status(signum))
-            self.signum = signum
-            print(f"{signal.Signals(signum).name} received after the study ended: nothing to stop", file=sys.stderr)
+            if self.late is not None or self.signum is not None:  # asked before: this one means "at once"
+                if self.keep:
+                    os._exit(exit_status(signum))
+                raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
+            self.late = signum
+            name = signal.Signals(signum).name
+            line = f"{name} received after the study ended: nothing to stop (send it again to stop at once)"
+            print(line, file=sys.stderr)
             return
         if self.signum is not None:
             raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")

@@ -40,21 +40,31 @@ def test_stop_first_signal_asks_second_stops_at_once():
 
 
 def test_a_signal_after_the_study_ended_is_said_not_a_death_by_signal():
-    """`python -m study.run` keeps its handlers to exit: Ctrl-C while the interpreter exits, with every table
-    written, is said and ignored (the study's exit status stands); a second one exits at once with 130."""
+    """`python -m study.run` keeps its handlers to its exit: Ctrl-C while Ray shuts down and the interpreter
+    exits, every table written, is said and ignored (the study's exit status stands, the atexit functions run);
+    a second one exits at once with 130."""
     code = (
-        "import os, signal\n"
+        "import atexit, os, signal, sys\n"
         "from study.stop import STOP\n"
         "STOP.keep_until_exit()\n"
         "STOP.install()\n"
+        "STOP.end()  # the study's tables are written\n"
         "STOP.uninstall()  # the end of run()\n"
         "os.kill(os.getpid(), signal.SIGINT)\n"
         "print('survived', flush=True)\n"
-        "os.kill(os.getpid(), signal.SIGINT)\n"
-        "print('not reached', flush=True)\n"
+        "if sys.argv[1] == 'twice':\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    print('not reached', flush=True)\n"
+        "atexit.register(lambda: print('atexit ran'))\n"
+        "STOP.exit(3)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert proc.stdout.split() == ["survived"], proc.stdout + proc.stderr
-    assert "SIGINT received after the study ended: nothing to stop" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert proc.returncode == 130
+    once = subprocess.run([sys.executable, "-c", code, "once"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert once.stdout.splitlines() == ["survived", "atexit ran"], once.stdout + once.stderr
+    assert "SIGINT received after the study ended: nothing to stop" in once.stderr
+    assert "Traceback" not in once.stderr
+    assert once.returncode == 3
+
+    twice = subprocess.run([sys.executable, "-c", code, "twice"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert twice.stdout.split() == ["survived"], twice.stdout + twice.stderr
+    assert "Traceback" not in twice.stderr
+    assert twice.returncode == 130

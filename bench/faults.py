@@ -34,15 +34,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.driver import Driver, driver_env, kill_orphans
 from results.schema import FINISHED_STATUSES
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["--instances", "6", "--scale", "0.05", "--no-dashboard", "--no-report", "--cpus-per-trial", "1"]
 TINY += ["--max-concurrent", "2"]
 SEEDED = ["--task", "binary", "--num-samples", "3", "--epochs", "6", *TINY]
@@ -51,54 +50,15 @@ LOCK_ENV = {"WELLLOG_STUDY_LOCK_HEARTBEAT_S": "0.5", "WELLLOG_STUDY_LOCK_LAPSE_S
 EXIT_STORAGE, EXIT_SIGTERM = 74, 143
 
 
-class Driver:
-    """`python -m study.run` in the background, output collected."""
-
-    def __init__(self, args: list[str], home: Path, faults: str | None = None) -> None:
-        home.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": "", **LOCK_ENV}
-        env.pop("WELLLOG_STUDY_FAULTS", None)
-        if faults is not None:
-            env["WELLLOG_STUDY_FAULTS"] = faults
-        self.home = home
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "study.run", *args],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
-        self._reader.start()
-
-    def wait(self, timeout: float = 1200) -> int:
-        code = self.proc.wait(timeout)
-        self._reader.join(10)
-        return code
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
+def start(args: list[str], home: Path, faults: str | None = None) -> Driver:
+    """A driver with fast lock heartbeats and, optionally, faults to inject."""
+    return Driver(args, home, driver_env(home, {**LOCK_ENV, "WELLLOG_STUDY_FAULTS": faults}))
 
 
 def run(args: list[str], home: Path, faults: str | None = None) -> Driver:
-    driver = Driver(args, home, faults)
+    driver = start(args, home, faults)
     driver.wait()
     return driver
-
-
-def kill_orphans(home: Path) -> None:
-    """Ray's processes of a SIGKILLed driver outlive it: end every process that runs with this HOME."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                mine = f"HOME={home}".encode() in f.read().split(b"\0")
-            if mine and int(pid) != os.getpid():
-                os.kill(int(pid), signal.SIGKILL)
-        except (OSError, ProcessLookupError):
-            pass
 
 
 class Tmpfs:
@@ -243,7 +203,7 @@ def scenario_fill(root: Path, rng: random.Random, i: int) -> Outcome:
             fault["dir"] = str(study_dir)
             spec = root / "faults.json"
             spec.write_text(json.dumps({"markers": str(root / "markers"), "faults": [fault]}))
-        driver = Driver(full, root / "h0", str(spec) if spec else None)
+        driver = start(full, root / "h0", str(spec) if spec else None)
         stopped(outcome, driver, storage, study_dir, EXIT_STORAGE, seen)
         if outcome.stop_codes[-1] == 0:
             outcome.note += " (it fit: no fill)"
@@ -265,7 +225,7 @@ def scenario_readonly(root: Path, rng: random.Random) -> Outcome:
     outcome = Outcome(f"read-only after {after} rows")
     seen: set = set()
     try:
-        driver = Driver(full, root / "h0")
+        driver = start(full, root / "h0")
         deadline = time.monotonic() + 600
         while progress(study_dir) < after and driver.proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -287,7 +247,7 @@ def scenario_sigterm(root: Path, rng: random.Random) -> Outcome:
     delay = rng.uniform(0.0, 8.0)
     outcome = Outcome(f"SIGTERM {delay:.1f} s after the first trial starts")
     seen: set = set()
-    driver = Driver(full, root / "h0")
+    driver = start(full, root / "h0")
     deadline = time.monotonic() + 600
     while "started with configuration" not in driver.output and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -300,7 +260,7 @@ def scenario_sigterm(root: Path, rng: random.Random) -> Outcome:
 
 
 def _pair(outcome: Outcome, args: list[str], root: Path, tag: str) -> Driver:
-    a, b = Driver(args, root / f"{tag}a"), Driver(args, root / f"{tag}b")
+    a, b = start(args, root / f"{tag}a"), start(args, root / f"{tag}b")
     while a.proc.poll() is None and b.proc.poll() is None:
         time.sleep(0.1)
     runner, loser = (a, b) if b.proc.poll() is not None else (b, a)
@@ -316,7 +276,7 @@ def scenario_pair(root: Path, rng: random.Random, resume: bool) -> Outcome:
     outcome = Outcome("two --resume together" if resume else "two new together")
     seen: set = set()
     if resume:  # a study stopped by SIGTERM after a seeded number of epoch rows
-        first = Driver(full, root / "h0")
+        first = start(full, root / "h0")
         after = rng.randint(1, 4)
         while progress(study_dir) < after and first.proc.poll() is None:
             time.sleep(0.1)
@@ -352,7 +312,7 @@ def scenario_kill(root: Path, rng: random.Random) -> Outcome:
     after = rng.randint(1, 4)
     outcome = Outcome(f"SIGKILL after {after} rows, then --resume")
     seen: set = set()
-    driver = Driver(full, root / "h0")
+    driver = start(full, root / "h0")
     while progress(study_dir) < after and driver.proc.poll() is None:
         time.sleep(0.1)
     driver.proc.kill()

@@ -14,50 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.driver import Driver
+
 TASK = ["--task", "binary", "--num-samples", "2", "--epochs", "4", "--instances", "24", "--scale", "0.08"]
 CPU = ["--no-dashboard", "--no-report", "--cpus-per-trial", "1", "--max-concurrent", "2"]
-STARTED = "started with configuration"  # Ray Tune's line when a trial starts
-
-
-class Driver:
-    """`python -m study.run` in the background; notes when its first trial starts."""
-
-    def __init__(self, args: list[str], home: Path) -> None:
-        home.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
-        self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "study.run", *args],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.first_trial_at: float | None = None
-        self.started = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            if STARTED in line and self.first_trial_at is None:
-                self.first_trial_at = time.monotonic() - self.t0
-                self.started.set()
-
-    def wait(self) -> int:
-        return self.proc.wait(timeout=900)
 
 
 def _trial_stats(study_dir: Path) -> tuple[list[float], int]:

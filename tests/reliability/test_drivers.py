@@ -9,17 +9,14 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
 
+from bench.driver import Driver, kill_orphans
 from results.query import load_epochs, load_trials
 from study.lock import ENV_HEARTBEAT, ENV_LAPSE, lock_path
-from tests.reliability.test_interrupts import kill_orphans
-from tests.study.helpers import REPO, TINY, check_tables, env_for
+from tests.study.helpers import TINY, check_tables, env_for
 
 pytestmark = pytest.mark.slow
 
@@ -27,29 +24,9 @@ TASK = ["--task", "binary", "--num-samples", "2", "--epochs", "5", "--max-concur
 LOCK_ENV = {ENV_HEARTBEAT: "0.5", ENV_LAPSE: "3"}
 
 
-class Driver:
-    """`python -m study.run` in the background with fast lock heartbeats; output collected."""
-
-    def __init__(self, args: list[str], home) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "study.run", *args],
-            cwd=REPO,
-            env={**env_for(home), **LOCK_ENV},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
-
-    def wait(self, timeout: float = 300) -> int:
-        code = self.proc.wait(timeout)
-        time.sleep(0.2)  # the reader thread takes the last lines
-        return code
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
+def start_driver(args: list[str], home) -> Driver:
+    """A driver with fast lock heartbeats."""
+    return Driver(args, home, {**env_for(home), **LOCK_ENV})
 
 
 def progress(study_dir) -> dict[str, int]:
@@ -60,7 +37,7 @@ def progress(study_dir) -> dict[str, int]:
 
 def pair(args: list[str], homes) -> tuple[Driver, Driver]:
     """Two drivers started together; returns (the one that runs, the one refused), checking the refusal."""
-    a, b = Driver(args, homes[0]), Driver(args, homes[1])
+    a, b = start_driver(args, homes[0]), start_driver(args, homes[1])
     deadline = time.monotonic() + 120
     while a.proc.poll() is None and b.proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -112,7 +89,7 @@ def test_one_driver_per_study_sigterm_and_a_sigkilled_drivers_lock(tmp_path):
     time.sleep(3.5)  # the heartbeat lapses
 
     after_kill = progress(study_dir)
-    final = Driver([*args, "--resume"], tmp_path / "h5")
+    final = start_driver([*args, "--resume"], tmp_path / "h5")
     assert final.wait() == 0, final.output[-3000:]
     assert "took over the study lock" in final.output and f"pid {runner.proc.pid}" in final.output
     assert "left 'running'" in final.output  # the killed driver's rows, repaired

@@ -9,72 +9,19 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
 
 import pytest
 
+from bench.driver import Driver, kill_orphans
 from results.query import load_epochs
-from tests.study.helpers import REPO, check_tables, env_for, reported_epochs, study
+from tests.study.helpers import check_tables, reported_epochs, study
 
 pytestmark = pytest.mark.slow
 
 TASK = ["--task", "binary", "--num-samples", "2", "--epochs", "4", "--instances", "24", "--scale", "0.08"]
 TINY_CPU = ["--no-dashboard", "--no-report", "--cpus-per-trial", "1", "--max-concurrent", "2"]
-
-
-class Driver:
-    """`python -m study.run` in the background, its output watched line by line."""
-
-    def __init__(self, args: list[str], home) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "study.run", *args],
-            cwd=REPO,
-            env=env_for(home),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.started = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if "started with configuration" in line:
-                self.started.set()
-
-    def wait_for_training(self, timeout: float = 120) -> bool:
-        return self.started.wait(timeout)
-
-    def finish(self, timeout: float = 300) -> int:
-        return self.proc.wait(timeout)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-
-def kill_orphans(home) -> int:
-    """Ray's agents of a SIGKILLed driver outlive it; end every process that runs with this HOME."""
-    killed = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if f"HOME={home}".encode() in env and int(pid) != os.getpid():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-                killed += 1
-            except ProcessLookupError:
-                pass
-    return killed
 
 
 def _progress(study_dir) -> dict[str, int]:
@@ -97,13 +44,13 @@ def test_repeated_random_interrupts_lose_at_most_an_epoch_per_interrupt(tmp_path
     for attempt in range(4):
         driver = Driver(first if attempt == 0 else again, tmp_path / "h2")
         if not driver.wait_for_training():
-            code = driver.finish()
+            code = driver.wait(300)
             break
         time.sleep(rng.uniform(2.0, 4.0))
         if driver.proc.poll() is None:
             driver.proc.send_signal(signal.SIGINT)
             interrupts += 1
-        code = driver.finish()
+        code = driver.wait(300)
         assert code in (0, 130), driver.output[-3000:]
         now = _progress(study_dir)
         for trial, epoch in progress.items():  # progress never goes backwards
@@ -137,7 +84,7 @@ def test_sigkilled_driver_then_resume_completes_every_trial_once(tmp_path):
     assert _progress(study_dir), "no epoch was reported before the kill"
     before = _progress(study_dir)
     os.kill(driver.proc.pid, signal.SIGKILL)  # no graceful save
-    assert driver.finish() == -signal.SIGKILL
+    assert driver.wait(300) == -signal.SIGKILL
     time.sleep(2)
     kill_orphans(tmp_path)
 

@@ -15,25 +15,24 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.driver import REPO, driver_env
 from results.query import load_epochs, load_trials
 from results.schema import FINAL_STATUSES
 from study.config import SMOKE, StudyConfig
 from study.faults import ENV as FAULTS_ENV
 
-REPO = Path(__file__).resolve().parents[2]
 # Tiny rasters: 6 instances of about 160-640 x 24-32 px; 2 epochs. Each trial takes seconds on one core.
 TINY = ["--instances", "6", "--scale", "0.05", "--no-dashboard", "--cpus-per-trial", "1", "--no-report"]
 
 
 def env_for(home: Path, faults: list[dict] | None = None) -> dict[str, str]:
     """A private HOME (Ray's token lives there) and, optionally, faults for the trials to inject."""
+    if faults is None:
+        return driver_env(home)
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
-    if faults is not None:
-        spec = home / "faults.json"
-        spec.write_text(json.dumps({"markers": str(home / "fault-markers"), "faults": faults}))
-        env[FAULTS_ENV] = str(spec)
-    return env
+    spec = home / "faults.json"
+    spec.write_text(json.dumps({"markers": str(home / "fault-markers"), "faults": faults}))
+    return driver_env(home, {FAULTS_ENV: str(spec)})
 
 
 def fired(home: Path, fault: int = 0) -> list[str]:

@@ -1,0 +1,86 @@
+"""`python -m study.run` as a child process with its own HOME, for the benchmarks and tests that interrupt, kill or
+race real drivers: its output collected line by line, the moment its first trial starts noted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STARTED = "started with configuration"  # Ray Tune's line when a trial starts
+
+
+def driver_env(home: Path, extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """This environment with a private HOME (Ray's token lives there), output unbuffered, no GPU; ``extra`` on top
+    (a ``None`` value removes the variable)."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+class Driver:
+    """`python -m study.run ARGS` in the background (``env``: the whole environment, default ``driver_env(home)``)."""
+
+    def __init__(self, args: list[str], home: Path, env: Mapping[str, str] | None = None) -> None:
+        self.home = Path(home)
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "study.run", *args],
+            cwd=REPO,
+            env=dict(env) if env is not None else driver_env(self.home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.started = threading.Event()
+        self.first_trial_at: float | None = None  # seconds from the process start to its first trial's start
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if STARTED in line and not self.started.is_set():
+                self.first_trial_at = time.monotonic() - self.t0
+                self.started.set()
+
+    def wait_for_training(self, timeout: float = 120) -> bool:
+        """Whether a trial started within ``timeout`` seconds."""
+        return self.started.wait(timeout)
+
+    def wait(self, timeout: float = 1200) -> int:
+        """The exit status, once the process and the reading of its output have ended."""
+        code = self.proc.wait(timeout)
+        self._reader.join(10)
+        return code
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def kill_orphans(home: Path) -> int:
+    """Ray's processes of a SIGKILLed driver outlive it: end every process that runs with this HOME."""
+    killed = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                mine = f"HOME={home}".encode() in f.read().split(b"\0")
+            if mine and int(pid) != os.getpid():
+                os.kill(int(pid), signal.SIGKILL)
+                killed += 1
+        except (OSError, ProcessLookupError):
+            pass
+    return killed

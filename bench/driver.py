@@ -60,6 +60,16 @@ class Driver:
         """Whether a trial started within ``timeout`` seconds."""
         return self.started.wait(timeout)
 
+    def wait_for_progress(self, study_dir: Path, before: Mapping[str, int], timeout: float = 240) -> bool:
+        """Whether, within ``timeout`` seconds and while this driver runs, the study's epochs table moved on from
+        ``before`` (``progress``): the moment to interrupt a driver that has done some work of its own."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            if progress(study_dir) != before:
+                return self.proc.poll() is None
+            time.sleep(0.2)
+        return False
+
     def wait(self, timeout: float = 1200) -> int:
         """The exit status, once the process and the reading of its output have ended."""
         code = self.proc.wait(timeout)
@@ -69,6 +79,15 @@ class Driver:
     @property
     def output(self) -> str:
         return "".join(self.lines)
+
+
+def progress(study_dir: Path) -> dict[str, int]:
+    """The last epoch each trial has in the study's epochs table ({} before the first)."""
+    from results.query import load_epochs
+
+    if not (Path(study_dir) / "tables" / "epochs.parquet").exists():
+        return {}
+    return load_epochs(study_dir).groupby("trial_id")["epoch"].max().astype(int).to_dict()
 
 
 def kill_orphans(home: Path) -> int:

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from bench.driver import Driver, kill_orphans
-from results.query import load_epochs, load_trials
+from bench.driver import Driver, kill_orphans, progress
+from results.query import load_trials
 from study.lock import ENV_HEARTBEAT, ENV_LAPSE, lock_path
 from tests.study.helpers import TINY, check_tables, env_for
 
@@ -27,12 +27,6 @@ LOCK_ENV = {ENV_HEARTBEAT: "0.5", ENV_LAPSE: "3"}
 def start_driver(args: list[str], home) -> Driver:
     """A driver with fast lock heartbeats."""
     return Driver(args, home, {**env_for(home), **LOCK_ENV})
-
-
-def progress(study_dir) -> dict[str, int]:
-    if not (study_dir / "tables" / "epochs.parquet").exists():
-        return {}
-    return load_epochs(study_dir).groupby("trial_id")["epoch"].max().astype(int).to_dict()
 
 
 def pair(args: list[str], homes) -> tuple[Driver, Driver]:
@@ -52,11 +46,8 @@ def pair(args: list[str], homes) -> tuple[Driver, Driver]:
 
 
 def wait_for_progress(study_dir, driver: Driver, before: dict[str, int]) -> None:
-    deadline = time.monotonic() + 240
-    while progress(study_dir) == before and driver.proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert driver.proc.poll() is None, "the study finished before the signal: " + driver.output[-2000:]
-    assert progress(study_dir) != before, driver.output[-2000:]
+    moved = driver.wait_for_progress(study_dir, before)
+    assert moved, "no new epoch while the driver ran: " + driver.output[-2000:]
 
 
 def test_one_driver_per_study_sigterm_and_a_sigkilled_drivers_lock(tmp_path):

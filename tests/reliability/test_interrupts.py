@@ -14,8 +14,7 @@ from collections import Counter
 
 import pytest
 
-from bench.driver import Driver, kill_orphans
-from results.query import load_epochs
+from bench.driver import Driver, kill_orphans, progress
 from tests.study.helpers import check_tables, reported_epochs, study
 
 pytestmark = pytest.mark.slow
@@ -24,38 +23,28 @@ TASK = ["--task", "binary", "--num-samples", "2", "--epochs", "4", "--instances"
 TINY_CPU = ["--no-dashboard", "--no-report", "--cpus-per-trial", "1", "--max-concurrent", "2"]
 
 
-def _progress(study_dir) -> dict[str, int]:
-    path = study_dir / "tables" / "epochs.parquet"
-    if not path.exists():
-        return {}
-    rows = load_epochs(study_dir)
-    return rows.groupby("trial_id")["epoch"].max().astype(int).to_dict()
-
-
 def test_repeated_random_interrupts_lose_at_most_an_epoch_per_interrupt(tmp_path):
     rng = random.Random(20261128)
     storage = tmp_path / "runs"
     study_dir = storage / "rough"
     first = ["--storage", str(storage), "--name", "rough", *TASK, *TINY_CPU]
     again = [*first, "--resume"]  # the up-arrow habit: the same command plus --resume
-    progress: dict[str, int] = {}
+    seen: dict[str, int] = {}
     interrupts = 0
     code = None
     for attempt in range(4):
         driver = Driver(first if attempt == 0 else again, tmp_path / "h2")
-        if not driver.wait_for_training():
-            code = driver.wait(300)
-            break
-        time.sleep(rng.uniform(2.0, 4.0))
-        if driver.proc.poll() is None:
+        # At a random moment within the epoch after this driver's first new one: every run does some work.
+        if driver.wait_for_progress(study_dir, seen):
+            time.sleep(rng.uniform(0.0, 1.5))
             driver.proc.send_signal(signal.SIGINT)
-            interrupts += 1
         code = driver.wait(300)
         assert code in (0, 130), driver.output[-3000:]
-        now = _progress(study_dir)
-        for trial, epoch in progress.items():  # progress never goes backwards
+        interrupts += code == 130  # a signal after the study ended stops nothing (exit 0)
+        now = progress(study_dir)
+        for trial, epoch in seen.items():  # progress never goes backwards
             assert now.get(trial, 0) >= epoch, (trial, epoch, now)
-        progress = now
+        seen = now
         if code == 0:
             break
     if code != 0:
@@ -79,10 +68,10 @@ def test_sigkilled_driver_then_resume_completes_every_trial_once(tmp_path):
     study_dir = storage / "k"
     driver = Driver(["--storage", str(storage), "--name", "k", *TASK, *TINY_CPU], tmp_path)
     deadline = time.monotonic() + 180
-    while not _progress(study_dir) and time.monotonic() < deadline and driver.proc.poll() is None:
+    while not progress(study_dir) and time.monotonic() < deadline and driver.proc.poll() is None:
         time.sleep(0.2)
-    assert _progress(study_dir), "no epoch was reported before the kill"
-    before = _progress(study_dir)
+    assert progress(study_dir), "no epoch was reported before the kill"
+    before = progress(study_dir)
     os.kill(driver.proc.pid, signal.SIGKILL)  # no graceful save
     assert driver.wait(300) == -signal.SIGKILL
     time.sleep(2)
@@ -91,5 +80,5 @@ def test_sigkilled_driver_then_resume_completes_every_trial_once(tmp_path):
     proc = study(["--storage", str(storage), "--name", "k", "--resume", "--no-dashboard", "--no-report"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     check_tables(study_dir, ("binary",), n_trials=2, epochs=4)
-    after = _progress(study_dir)
+    after = progress(study_dir)
     assert all(after[t] >= e for t, e in before.items())

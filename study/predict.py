@@ -35,6 +35,7 @@ from PIL import Image
 
 from datamodules.labels import TASKS
 from datamodules.preview import COLOURS, write_png
+from study.cli import Parser, UsageError, whole_number
 from study.config import CHECKPOINT_FILE
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ PAPER_RGB = (255, 255, 255)
 TINT = 0.55  # weight of the class colour over a predicted pixel in the overlay
 
 
-class PredictError(Exception):
+class PredictError(UsageError):
     """A user mistake or an unusable input: one line, exit status 2."""
 
 
@@ -260,29 +261,14 @@ def best_checkpoint(study_dir: Path, task: str) -> Path:
     return Path(str(path))
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage dump
-        raise PredictError(f"{message} (see --help)")
-
-
-def _index(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m study.predict", description=__doc__.splitlines()[0])
+    p = Parser(prog="python -m study.predict", description=__doc__.splitlines()[0])
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", type=Path, help="a checkpoint.ckpt, or the Ray checkpoint directory holding it")
     model.add_argument("--best", type=Path, metavar="STUDY_DIR", help="use the best --task trial of this study")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", type=Path, help="a raster image file (PNG, TIFF, JPEG, ...), read as grey")
-    source.add_argument("--index", type=_index, help="render synthetic instance N of --task instead")
+    source.add_argument("--index", type=whole_number(0), help="render synthetic instance N of --task instead")
     p.add_argument("--task", choices=TASKS, help="the task (needed with --index and --best; checked against the model)")
     p.add_argument("--seed", type=int, help="with --index: data seed (default: the model's training data)")
     p.add_argument("--scale", type=float, help="with --index: raster scale (default: the model's training data)")
@@ -336,7 +322,7 @@ def run(argv: Sequence[str] | None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         print(run(argv))
-    except PredictError as exc:
+    except UsageError as exc:
         print(f"predict: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK

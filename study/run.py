@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 from datamodules.labels import TASKS
 from models.metric_names import DEFAULT_OBJECTIVE, OBJECTIVES
 from results.schema import FINAL_STATUSES
+from study.cli import Parser, UsageError, non_negative_float, whole_number
 from study.config import COMPILE_CHOICES, PRESETS, STUDY_FILE, StudyConfig, expand_tasks
 from study.lock import LockHeld, StudyLock, current_holder
 from study.stop import STOP, RayLogWatch, exit_status
@@ -41,37 +42,8 @@ PLAN_FLAGS = (
 )  # fmt: skip
 
 
-class UsageError(Exception):
-    """A user mistake: reported as one line, exit status 2, before Ray starts."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage dump
-        raise UsageError(f"{message} (see --help)")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:  # also rejects NaN
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m study.run", description=__doc__.splitlines()[0])
+    p = Parser(prog="python -m study.run", description=__doc__.splitlines()[0])
     g = p.add_argument_group("study")
     g.add_argument("--task", choices=(*TASKS, "both"), help="which task(s) to tune (default: both)")
     g.add_argument(
@@ -80,16 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="run shape: 'full' (reference sizes, 1 GPU per trial), 'smoke' (CPU-sized); "
         "'auto' (default) picks full where Ray sees GPUs, else smoke",
     )
-    g.add_argument("--num-samples", type=_positive_int, help="trials per task (default: from the preset)")
-    g.add_argument("--epochs", type=_positive_int, help="epoch budget per trial (default: from the preset)")
+    g.add_argument("--num-samples", type=whole_number(1), help="trials per task (default: from the preset)")
+    g.add_argument("--epochs", type=whole_number(1), help="epoch budget per trial (default: from the preset)")
     g.add_argument(
         "--metric",
         help=f"objective to optimise, one of: {', '.join(OBJECTIVES)} (default: {DEFAULT_OBJECTIVE})",
     )
-    g.add_argument("--instances", type=_positive_int, help="rasters per task, train + validation (default: preset)")
+    g.add_argument("--instances", type=whole_number(1), help="rasters per task, train + validation (default: preset)")
     g.add_argument(
         "--scale",
-        type=_non_negative_float,
+        type=non_negative_float,
         help="raster scale, 1.0 = full size 3,200-12,800 x 480-640 (default: preset)",
     )
     g.add_argument("--seed", type=int, help="seed of the data and the Optuna sampler (default: 0)")
@@ -99,13 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch.compile each trial's network: auto (default) = on where the trial runs on a GPU, off on CPU",
     )
     r = p.add_argument_group("resources")
-    r.add_argument("--max-concurrent", type=_positive_int, help="trials at once (default: what Ray's resources allow)")
+    r.add_argument("--max-concurrent", type=whole_number(1), help="trials at once (default: what Ray allows)")
     r.add_argument(
-        "--gpus-per-trial", type=_non_negative_float, help="GPUs per trial, may be fractional (default: preset)"
+        "--gpus-per-trial", type=non_negative_float, help="GPUs per trial, may be fractional (default: preset)"
     )
     r.add_argument(
         "--cpus-per-trial",
-        type=_non_negative_float,
+        type=non_negative_float,
         help="CPUs per trial; DataLoader workers = CPUs - 1 (default: preset)",
     )
     s = p.add_argument_group("storage")

@@ -1,4 +1,5 @@
-"""Interrupted drivers: repeated Ctrl-C at random moments, and a SIGKILLed driver, then --resume.
+"""Interrupted drivers: repeated Ctrl-C at random moments, then --resume. (A SIGKILLed driver, then --resume,
+is in ``test_drivers``, with its lock taken over.)
 
 These tests assert the work done and lost (epochs re-run, trials restarted), never wall time: what an
 interrupt costs in seconds is measured side by side by ``python -m bench.interrupts``.
@@ -6,7 +7,6 @@ interrupt costs in seconds is measured side by side by ``python -m bench.interru
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import time
@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from bench.driver import Driver, kill_orphans, progress
+from bench.driver import Driver, progress
 from tests.study.helpers import check_tables, reported_epochs, study
 
 pytestmark = pytest.mark.slow
@@ -61,24 +61,3 @@ def test_repeated_random_interrupts_lose_at_most_an_epoch_per_interrupt(tmp_path
         assert counts[1] == 1, f"trial {trial_id} was restarted from scratch: {epochs}"
         assert rerun <= interrupts, f"trial {trial_id} re-ran {rerun} epochs for {interrupts} interrupts: {epochs}"
         assert max(epochs) == trials.set_index("trial_id").loc[trial_id, "epochs_completed"]
-
-
-def test_sigkilled_driver_then_resume_completes_every_trial_once(tmp_path):
-    storage = tmp_path / "runs"
-    study_dir = storage / "k"
-    driver = Driver(["--storage", str(storage), "--name", "k", *TASK, *TINY_CPU], tmp_path)
-    deadline = time.monotonic() + 180
-    while not progress(study_dir) and time.monotonic() < deadline and driver.proc.poll() is None:
-        time.sleep(0.2)
-    assert progress(study_dir), "no epoch was reported before the kill"
-    before = progress(study_dir)
-    os.kill(driver.proc.pid, signal.SIGKILL)  # no graceful save
-    assert driver.wait(300) == -signal.SIGKILL
-    time.sleep(2)
-    kill_orphans(tmp_path)
-
-    proc = study(["--storage", str(storage), "--name", "k", "--resume", "--no-dashboard", "--no-report"], tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    check_tables(study_dir, ("binary",), n_trials=2, epochs=4)
-    after = progress(study_dir)
-    assert all(after[t] >= e for t, e in before.items())

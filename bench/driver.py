@@ -33,18 +33,16 @@ class Driver:
     """`python -m study.run ARGS` in the background (``env``: the whole environment, default ``driver_env(home)``)."""
 
     def __init__(self, args: list[str], home: Path, env: Mapping[str, str] | None = None) -> None:
-        self.home = Path(home)
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "study.run", *args],
             cwd=REPO,
-            env=dict(env) if env is not None else driver_env(self.home),
+            env=dict(env) if env is not None else driver_env(Path(home)),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         self.lines: list[str] = []
-        self.started = threading.Event()
         self.first_trial_at: float | None = None  # seconds from the process start to its first trial's start
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -52,13 +50,8 @@ class Driver:
     def _read(self) -> None:
         for line in self.proc.stdout:
             self.lines.append(line)
-            if STARTED in line and not self.started.is_set():
+            if STARTED in line and self.first_trial_at is None:
                 self.first_trial_at = time.monotonic() - self.t0
-                self.started.set()
-
-    def wait_for_training(self, timeout: float = 120) -> bool:
-        """Whether a trial started within ``timeout`` seconds."""
-        return self.started.wait(timeout)
 
     def wait_for_progress(self, study_dir: Path, before: Mapping[str, int], timeout: float = 240) -> bool:
         """Whether, within ``timeout`` seconds and while this driver runs, the study's epochs table moved on from

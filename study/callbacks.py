@@ -4,6 +4,7 @@ storage while Tune runs."""
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -56,7 +57,7 @@ def _trial_failure(trial, storage: Path, study_dir: Path):
                 failure = storage_failure(cloudpickle.load(f), storage, study_dir)
             if failure is not None:
                 return failure
-    except Exception:
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, IndexError, TypeError, ValueError):
         log.debug("could not unpickle the error of trial %s", trial.trial_id, exc_info=True)
     try:
         text = Path(trial.error_file).read_text(errors="replace") if trial.error_file else ""

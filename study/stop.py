@@ -47,14 +47,13 @@ class Stop:
         self._saved: dict[int, object] = {}  # handlers and environment before the first install
         self.keep = False  # the driver's own process: handlers stay to its exit (``keep_until_exit``)
         self.ended = False  # the study's outcome is settled; a signal now has nothing to stop (``end``)
-        self.late: int | None = None  # a signal that came after that
 
     @property
     def requested(self) -> bool:
         return self.signum is not None or self.storage is not None or self.other is not None
 
     def reset(self) -> None:
-        self.signum = self.storage = self.other = self.late = None
+        self.signum = self.storage = self.other = None
         self.ended = False
 
     def install(self) -> bool:
@@ -115,11 +114,11 @@ class Stop:
 
     def _on_signal(self, signum: int, frame) -> None:
         if self.ended:
-            if self.late is not None or self.signum is not None:  # asked before: this one means "at once"
+            if self.signum is not None:  # asked before: this one means "at once"
                 if self.keep:
                     os._exit(exit_status(signum))
                 raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
-            self.late = signum
+            self.signum = signum
             name = signal.Signals(signum).name
             line = f"{name} received after the study ended: nothing to stop (send it again to stop at once)"
             print(line, file=sys.stderr)

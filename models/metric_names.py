@@ -12,7 +12,7 @@ from datamodules.labels import MAX_CLASSES
 
 Mode = Literal["min", "max"]
 
-# Validation metrics, logged once per epoch by the Segmenter (models/metrics.py says how each is computed).
+# Validation metrics, logged once per epoch by the Segmenter (docs/metrics.md says how each is computed).
 # `_fg` = mean over curve classes; "track heights" = distances divided by the height of the curve's track.
 VAL_METRICS: dict[str, Mode] = {
     "val_loss": "min",

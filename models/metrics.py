@@ -1,33 +1,8 @@
-"""Dataset-level validation metrics (DOMAIN.md section 6), accumulated as sum states in one torchmetrics Metric.
+"""Dataset-level validation metrics, accumulated as sum states in one torchmetrics Metric.
 
-Pixel metrics, for comparability:
-* IoU / Dice per class from a confusion matrix that drops ``IGNORE_INDEX`` pixels; ``_fg`` averages the curve
-  classes, ``val_miou_all`` every class (background included, as VeerNet reports it).
-* Tolerant F1 at 2 px over curve classes: P = |pred & dil(GT)| / |pred|, R = |GT & dil(pred)| / |GT|,
-  dilation by a 5x5 max-pool; numerators and denominators summed over the dataset.
-
-Curve metrics, over the columns where a curve is visible as itself (``Batch.curve_scored``):
-* ``val_curve_mae``, a column-wise chamfer in track heights, both sides:
-  - recall: for each true curve and scored column, the distance from its true row to the nearest predicted
-    pixel of its class within its track band +-8 px (the oracle layout), less half a pixel (a pixel covers
-    +-0.5 rows); missing (none within the cap) counts as the cap;
-  - precision: for each predicted curve-class pixel anywhere in the image (ignored pixels aside), the distance
-    to the nearest true ink of that class in its column (its label pixels and its centreline rows).
-  Distances are capped at ``CAP`` track heights; both sums are divided by the number of scored columns, and
-  the chamfer is their mean. A perfect prediction scores 0. Pixels added away from every true curve raise the
-  precision side by their distance; they can lower the recall side only where the prediction had missed a
-  true curve point, so over-prediction (e.g. stripes) never pays.
-* ``val_curve_coverage``: per curve, the share of its scored columns with a predicted pixel of its class
-  within the cap; averaged over curves.
-* ``val_r2_300`` / ``val_mae_300``: the published protocol. Each curve is extracted as a digitiser would
-  (``models.extraction``: the run centre of its class nearest to the true row), missing columns interpolated,
-  then prediction and truth are resampled to 300 points along the curve's scored extent; R^2 and MAE are taken
-  on the unwrapped track position (position + wrap lap, which is the value in min-max normalised units, log10
-  on log tracks), the MAE divided by the truth's range. Per class, then the mean over curve classes. A curve
-  with no extracted point scores R^2 = 0 and MAE = 1; a curve that moves less than ``MIN_RANGE_PX`` has no
-  shape to correlate and is left out.
-
-Names come from ``models.metric_names``; nothing here retypes them without checking.
+Pixel IoU/Dice per class and their means, a 2-px tolerant F1, and the curve metrics (a two-sided column-wise
+chamfer, coverage, R^2 and MAE at 300 points). Every definition and formula is in docs/metrics.md. Names come
+from ``models.metric_names``; nothing here retypes them without checking.
 """
 
 from __future__ import annotations
@@ -182,7 +157,7 @@ def metrics_from_logits(task: str | TaskMode, logits: torch.Tensor, batch: Batch
 
 @dataclass(frozen=True)
 class CurveScores:
-    """The curve-level scores of one batch (see the module docstring). Shapes: N = curves in the batch.
+    """The curve-level scores of one batch (docs/metrics.md, 'Chamfer'). Shapes: N = curves in the batch.
 
     Attributes:
         recall_sum, precision_sum: 0-dim, the two chamfer sums in track heights.

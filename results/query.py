@@ -4,7 +4,7 @@
 ``<study_dir>/tables/{trials,epochs}.parquet``. Every loader reads with page checksum verification and checks
 the file against the pinned schema, so a damaged, truncated, foreign or retyped table raises
 :class:`TableError` (naming the file and the reason) instead of returning a partial or silently re-typed
-result. A plain ``pandas.read_parquet`` on the same files also works.
+result. A plain ``pandas.read_parquet`` on the same files also works. The columns are described in docs/schema.md.
 """
 
 from __future__ import annotations
@@ -147,12 +147,37 @@ def _load(study_dir: Path | str, name: str) -> pd.DataFrame:
 
 
 def load_trials(study_dir: Path | str) -> pd.DataFrame:
-    """All trial rows, one per trial, in the current schema; ``.attrs["schema_version"]`` is the file's."""
+    """All trial rows, one per trial, in the current schema (docs/schema.md, 'trials.parquet').
+
+    Args:
+        study_dir: the study directory, ``<storage>/<study name>``.
+
+    Returns:
+        One row per trial. Integer columns are pandas nullable integers, strings the pandas string dtype;
+        columns added after the file's version are null. ``.attrs["schema_version"]`` is the version the file
+        was written in.
+
+    Raises:
+        TableError: the table is missing, empty, damaged, not a welllog-study table, newer than this version, or
+            does not match the schema.
+    """
     return _load(study_dir, TRIALS_FILE)
 
 
 def load_epochs(study_dir: Path | str) -> pd.DataFrame:
-    """All epoch rows, one per (trial, epoch), in the current schema; ``.attrs["schema_version"]`` is the file's."""
+    """All epoch rows, one per (trial, epoch), in the current schema (docs/schema.md, 'epochs.parquet').
+
+    Args:
+        study_dir: the study directory, ``<storage>/<study name>``.
+
+    Returns:
+        One row per (trial, epoch), typed as in ``load_trials``; ``.attrs["schema_version"]`` is the version the
+        file was written in.
+
+    Raises:
+        TableError: the table is missing, empty, damaged, not a welllog-study table, newer than this version, or
+            does not match the schema.
+    """
     return _load(study_dir, EPOCHS_FILE)
 
 
@@ -167,14 +192,21 @@ def best_trials(study_dir: Path | str, metric: str | None = None, n: int = 1) ->
     """The ``n`` best finished trials per task (completed or stopped_early), best first.
 
     Args:
+        study_dir: the study directory, ``<storage>/<study name>``.
         metric: None ranks by the study objective (``objective_best``); a validation metric ranks by its
             ``best_<metric>`` column; any other metric (per-class, train_loss) by its best epoch value.
             Its mode (min/max) comes from ``models.metric_names``.
         n: trials to keep per task.
 
     Returns:
-        The trial rows plus ``rank`` (1 = best), ``metric`` and ``score``, sorted by task then rank.
-        Trials without a score are left out.
+        The trial rows plus ``rank`` (1 = best), ``metric`` and ``score``, sorted by task then rank (ties
+        broken by trial id). Trials without a score are left out; with no finished trial the frame is empty.
+
+    Raises:
+        ValueError: ``n`` is below 1, ``metric`` is not a metric of ``models.metric_names``, or ``metric`` is
+            None and the trials were run under several objectives.
+        TableError: the trials table (or, for a metric ranked from its epoch values, the epochs table) cannot
+            be read.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")

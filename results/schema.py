@@ -1,18 +1,8 @@
-"""Explicit pyarrow schemas of the two study tables (DESIGN.md section 6), and how they evolve.
+"""Explicit pyarrow schemas of the two study tables, their version, and the rules by which they evolve.
 
-Every column has one pinned arrow type; nothing is inferred from the data. The schema version
-``MAJOR.MINOR`` is stored in the schema metadata of every written file under ``SCHEMA_VERSION_KEY`` (files of
-the first release say ``1``, read as ``1.0``); the trials table's ``schema_version`` column holds the major.
-
-Evolution rules:
-- **Additive (minor)**: a new nullable column. Bump ``SCHEMA_VERSION.minor`` and write the golden files of the
-  new version (``tests/assets/make_golden.py``). Readers accept every older minor of the same major and fill
-  the columns it lacks with nulls; a study being resumed is rewritten at the current version.
-- **Breaking (major)**: removing, renaming or retyping a column. Bump the major and register a function in
-  ``MIGRATIONS`` that turns a table of the previous major into the new one.
-- **Hyperparameters** are an open set: ``param_<name>`` columns come from the trial's typed parameter record
-  (``models.hparams``) and each trials file declares its own, typed. A loss parameter added to the catalogue
-  needs no version bump: older files simply lack its column (null when read by the writer).
+Every column has one pinned arrow type; the version ``MAJOR.MINOR`` is stored in each file's schema metadata.
+docs/schema.md lists every column with its meaning and gives the evolution rules (additive minor versions,
+``MIGRATIONS`` for majors, newer files refused, open ``param_<name>`` columns).
 """
 
 from __future__ import annotations

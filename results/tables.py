@@ -8,6 +8,7 @@ of epochs) and an immediate atomic write means a killed driver loses at most the
 Each write goes to a hidden temporary file in the same directory (``.<name>.<pid>.<random>.tmp``), is flushed
 and fsynced, then ``os.replace``d onto the final name, and the directory is fsynced: a reader sees a whole old
 or a whole new file, never a partial one. Leftover temporary files of a killed writer are deleted on open.
+The columns and the schema's evolution rules are in docs/schema.md.
 """
 
 from __future__ import annotations
@@ -169,11 +170,14 @@ class StudyTables:
         param_types: hyperparameter name -> Python type, one ``param_<name>`` column each; default: the trial
             parameter record of this version (``models.hparams.param_types``).
 
-    Tables written by an older schema version are upgraded in place (both rewritten atomically) on open.
+    Tables written by an older schema version are upgraded in place (both rewritten atomically) on open. The
+    columns are described in docs/schema.md.
 
     Raises:
-        TableError: an existing table is damaged, foreign, belongs to another study, or has a hyperparameter
-            column this version does not know or types differently (left untouched).
+        ValueError: ``objective`` is not a metric of ``models.metric_names``.
+        TableError: an existing table is damaged, foreign, newer than this version, belongs to another study,
+            or has a hyperparameter column this version does not know or types differently (left untouched).
+        TypeError: a hyperparameter type has no arrow column type (float, int and str have).
     """
 
     def __init__(
@@ -292,11 +296,22 @@ class StudyTables:
     def record_epoch(self, trial_id: str, task: str, epoch: int, values: Mapping[str, Any]) -> None:
         """Upsert the row of ``(trial_id, epoch)`` and rewrite the epochs table (and the trial's row, if any).
 
+        A repeated ``(trial_id, epoch)`` replaces the earlier row. While ``held``, the row changes in memory only
+        and ``flush()`` writes it.
+
         Args:
+            trial_id: the trial's id (Ray's).
+            task: the trial's task.
             epoch: 1-based epoch number.
             values: metric values by name plus ``lr``, ``epoch_seconds``, ``images_per_second``,
-                ``pad_fraction``; unknown keys are ignored, missing ones stored as null. An optional
-                ``timestamp`` (aware datetime or Unix seconds) is kept, otherwise the time of this call.
+                ``pad_fraction``, ``compile_seconds``, ``graphs_compiled``; unknown keys are ignored, missing
+                ones stored as null. An optional ``timestamp`` (aware datetime or Unix seconds) is kept,
+                otherwise the time of this call.
+
+        Raises:
+            ValueError: ``epoch`` is not an integer >= 1, a value is not a number, or ``timestamp`` is a naive
+                datetime; nothing is recorded.
+            OSError: a table could not be written; the row stays in memory for the next write or ``flush()``.
         """
         if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 1:
             raise ValueError(f"epoch must be an integer >= 1, got {epoch!r}")
@@ -333,10 +348,30 @@ class StudyTables:
     ) -> None:
         """Upsert the row of ``trial_id`` and rewrite the trials table.
 
-        ``params`` holds hyperparameters by name (names of ``param_types``; unknown names raise ValueError,
-        missing ones are null). Derived columns (epochs_completed, best_epoch, objective best/last,
-        ``best_<metric>``, wall/device/saved seconds) are computed from the trial's epoch rows on every write.
-        Timestamps must be timezone-aware.
+        Derived columns (epochs_completed, best_epoch, objective best/last, ``best_<metric>``, wall/device/saved
+        seconds, compile figures) are computed from the trial's epoch rows on every write. While ``held``, the
+        row changes in memory only and ``flush()`` writes it.
+
+        Args:
+            trial_id: the trial's id (Ray's).
+            task: the trial's task.
+            status: one of ``results.schema.STATUSES``.
+            params: hyperparameters by name (names of ``param_types``, without the ``param_`` prefix); missing
+                ones are stored as null.
+            epoch_budget: epochs planned for the trial.
+            devices: GPUs the trial holds, or its CPUs on a CPU-only study (``device_seconds`` = wall x devices).
+            started_at: when the trial first started; timezone-aware, stored in UTC.
+            finished_at: when it ended, None while it runs; timezone-aware.
+            node: host and Ray node id that runs it.
+            checkpoint_path: its best checkpoint, if known.
+            error: the trial's error text, for ``status="error"`` (or an interrupted trial).
+            error_file: where the full error is kept.
+
+        Raises:
+            ValueError: an unknown status or hyperparameter name, a hyperparameter value of the wrong type, an
+                ``epoch_budget`` that is not an integer >= 0, a non-numeric ``devices``, or a naive timestamp;
+                nothing is recorded.
+            OSError: the table could not be written; the row stays in memory for the next write or ``flush()``.
         """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")

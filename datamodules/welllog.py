@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict, cast
+
 import lightning as L
 import numpy as np
 import torch
@@ -13,7 +15,7 @@ from datamodules.collate import collate
 from datamodules.labels import IGNORE_INDEX, check_task, task_spec
 
 
-class RasterDataset(Dataset):
+class RasterDataset(Dataset[synth.Sample]):
     """Instances ``indices`` of one task; item ``i`` renders instance ``indices[i]`` (in the worker)."""
 
     def __init__(self, task: str, indices: range, *, seed: int, scale: float) -> None:
@@ -36,13 +38,42 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # rendering is numpy; one thread per worker avoids oversubscription
 
 
+class _HParams(TypedDict):
+    """``WellLogDataModule.hparams``: what ``save_hyperparameters()`` stores, ``__init__``'s arguments."""
+
+    task: str
+    n_instances: int
+    batch_size: int
+    scale: float
+    seed: int
+    num_workers: int
+    val_fraction: float
+
+
 class WellLogDataModule(L.LightningDataModule):
     """Train and validation are disjoint index ranges: [0, n_train) and [n_train, n_instances).
+
+    Rasters are rendered on the fly, in the DataLoader workers, from ``(seed, task, index)`` alone; batches come
+    from a width-bucketed batch sampler through the fixed collate (``Batch``, labels padded with 255).
 
     The training order is a function of (seed, epoch) only. On resume Lightning builds the train iterator
     before it restores the loop counters and calls ``set_epoch``, so the first resumed epoch would replay
     epoch 0's order; the checkpointed ``next_epoch`` (``state_dict``, restored first) starts the sampler at
     the right epoch (tests/reliability/test_resume_parity.py).
+
+    Args:
+        task: a task name of ``datamodules.labels.TASKS``.
+        n_instances: instances in all, train and validation together (at least 2).
+        batch_size: images per batch, for training and validation alike (the run shape; never searched).
+        scale: raster scale factor: sizes, line widths and grid spacing shrink together (1.0 = full scale).
+        seed: the generator's seed; with the task and the index it fixes every raster.
+        num_workers: DataLoader worker processes (persistent, one torch thread each); 0 renders in the
+            training process.
+        val_fraction: share of the instances held out for validation, at least one instance and at most all
+            but one.
+
+    Raises:
+        ValueError: an unknown task, ``n_instances`` below 2, or ``val_fraction`` outside (0, 1).
     """
 
     _next_epoch = 0
@@ -70,18 +101,24 @@ class WellLogDataModule(L.LightningDataModule):
         self.train_set = RasterDataset(task, range(0, self.n_train), seed=seed, scale=scale)
         self.val_set = RasterDataset(task, range(self.n_train, n_instances), seed=seed, scale=scale)
 
-    def _loader(self, dataset: RasterDataset, shuffle: bool) -> DataLoader:
+    @property
+    def _hp(self) -> _HParams:
+        # Lightning types hparams as AttributeDict | MutableMapping without keys; save_hyperparameters() in
+        # __init__ filled it with exactly __init__'s arguments.
+        return cast(_HParams, self.hparams)
+
+    def _loader(self, dataset: RasterDataset, shuffle: bool) -> DataLoader[synth.Sample]:
         trainer = self.trainer
         sampler = WidthBucketSampler(
             dataset.sizes(),
-            self.hparams.batch_size,
-            seed=self.hparams.seed,
+            self._hp["batch_size"],
+            seed=self._hp["seed"],
             shuffle=shuffle,
             num_replicas=trainer.world_size if trainer is not None else 1,
             rank=trainer.global_rank if trainer is not None else 0,
         )
         sampler.set_epoch(self._next_epoch)
-        workers = self.hparams.num_workers
+        workers = self._hp["num_workers"]
         return DataLoader(
             dataset,
             batch_sampler=sampler,
@@ -92,22 +129,24 @@ class WellLogDataModule(L.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader[synth.Sample]:
         return self._loader(self.train_set, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader[synth.Sample]:
         return self._loader(self.val_set, shuffle=False)
 
     def state_dict(self) -> dict[str, int]:
         trainer = self.trainer
-        return {"next_epoch": trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0}
+        # Lightning declares _Progress.current as the base _ReadyCompletedTracker, but the fit loop's epoch_progress
+        # holds a _ProcessedTracker (the _Progress default), which has ``processed``; Lightning reads it the same way.
+        return {"next_epoch": trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0}  # type: ignore[attr-defined]
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         self._next_epoch = int(state_dict["next_epoch"])
 
     def class_frequencies(self, n_samples: int = 8) -> tuple[float, ...]:
         """Measured label frequencies over the first ``n_samples`` training rasters (255 excluded)."""
-        n_classes = task_spec(self.hparams.task).num_classes
+        n_classes = task_spec(self._hp["task"]).num_classes
         counts = np.zeros(n_classes, dtype=np.int64)
         for i in range(min(n_samples, len(self.train_set))):
             label = self.train_set[i].label

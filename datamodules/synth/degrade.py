@@ -12,6 +12,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from datamodules.labels import IGNORE_INDEX
@@ -52,20 +53,20 @@ class CurveInk:
     everything.
     """
 
-    idx: np.ndarray
-    t_bg: np.ndarray
-    t_all: np.ndarray
+    idx: npt.NDArray[np.intp]
+    t_bg: npt.NDArray[np.float32]
+    t_all: npt.NDArray[np.float32]
 
 
 def finish(
     rng: np.random.Generator,
     noise_rng: np.random.Generator,
-    t: np.ndarray,
-    label: np.ndarray,
+    t: npt.NDArray[np.float32],
+    label: npt.NDArray[np.uint8],
     ink: CurveInk,
     scan: Scan,
     frame: Frame,
-) -> np.ndarray:
+) -> npt.NDArray[np.uint8]:
     """Turn the transmittance buffer ``t`` (consumed) into the uint8 image; update ``label`` in place.
 
     ``noise_rng`` draws only what depends on the output size (noise windows, salt and pepper), so
@@ -127,7 +128,7 @@ def finish(
     return out
 
 
-def _stains(rng: np.random.Generator, img: np.ndarray, frame: Frame) -> None:
+def _stains(rng: np.random.Generator, img: npt.NDArray[np.float32], frame: Frame) -> None:
     """0-3 soft discs or rings (coffee) of radius 30-300 px, darkening 0.05-0.25, on their boxes only."""
     h, w = img.shape
     for _ in range(int(rng.integers(0, 4))):
@@ -145,7 +146,7 @@ def _stains(rng: np.random.Generator, img: np.ndarray, frame: Frame) -> None:
         img[r0:r1, c0:c1] *= 1.0 - dark * prof
 
 
-def _creases(rng: np.random.Generator, img: np.ndarray, frame: Frame) -> None:
+def _creases(rng: np.random.Generator, img: npt.NDArray[np.float32], frame: Frame) -> None:
     """Fan-fold creases (p = 0.5): lines across the page every 600-1200 px with a one-sided shadow."""
     crease = rng.random() < 0.5
     every, width, dark, first = rng.uniform(600, 1200), rng.uniform(1, 3), rng.uniform(0.1, 0.3), rng.random()
@@ -158,7 +159,9 @@ def _creases(rng: np.random.Generator, img: np.ndarray, frame: Frame) -> None:
         img[:, c + wpx : c + wpx + shadow] *= 1.0 - dark / 2
 
 
-def _tears_and_holes(rng: np.random.Generator, out: np.ndarray, label: np.ndarray, scan: Scan, frame: Frame) -> None:
+def _tears_and_holes(
+    rng: np.random.Generator, out: npt.NDArray[np.uint8], label: npt.NDArray[np.uint8], scan: Scan, frame: Frame
+) -> None:
     """A torn / missing strip (p = 0.02) shows paper; punch holes (p = 0.05) near an edge show the dark
     scanner lid. Nothing there counts."""
     tear, a_f, len_f = rng.random() < 0.02, rng.uniform(0, frame.full_w), rng.uniform(20, 200)

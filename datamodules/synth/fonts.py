@@ -8,8 +8,10 @@ instances.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 _SUPERSAMPLE_BELOW = 10.0  # px: smaller text is drawn 4x larger and area-averaged down (a faithful smudge)
@@ -23,12 +25,16 @@ def quantise(size: float) -> float:
 @lru_cache(maxsize=64)
 def font(size: float) -> ImageFont.FreeTypeFont:
     """Pillow's bundled scalable font at ``size`` px."""
-    return ImageFont.load_default(size=size)
+    # Pillow types load_default() as FreeTypeFont | ImageFont because it falls back to the fixed-size bitmap
+    # font when built without FreeType; with a size (which needs FreeType) it returns the FreeTypeFont.
+    return cast(ImageFont.FreeTypeFont, ImageFont.load_default(size=size))
 
 
-def _draw(text: str, size: float) -> np.ndarray:
+def _draw(text: str, size: float) -> npt.NDArray[np.uint8]:
     face = font(size)
-    left, top, right, bottom = face.getbbox(text)
+    # Pillow types getbbox as floats (a stroke width may be fractional); without a stroke FreeType measures
+    # whole pixels, so the box is ints (which Image.new needs).
+    left, top, right, bottom = cast("tuple[int, int, int, int]", face.getbbox(text))
     pad = 1
     img = Image.new("L", (max(1, right - left + 2 * pad), max(1, bottom - top + 2 * pad)), 0)
     ImageDraw.Draw(img).text((pad - left, pad - top), text, font=face, fill=255)
@@ -36,7 +42,7 @@ def _draw(text: str, size: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=8192)
-def text_mask(text: str, size: float, rotate: bool, blur: float = 0.0) -> np.ndarray:
+def text_mask(text: str, size: float, rotate: bool, blur: float = 0.0) -> npt.NDArray[np.float32]:
     """Ink coverage of ``text`` at font ``size`` px, rotated 90 degrees counter-clockwise when ``rotate``.
 
     In our orientation (depth along the width) text printed along the page reads bottom to top, which is

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from datamodules.labels import IGNORE_INDEX, check_task, task_spec
 from datamodules.synth.degrade import CurveInk, Scan, draw_scan, finish
@@ -62,7 +63,7 @@ class Scene:
     geometry: Geometry
     scan: Scan
     stacks: Stacks
-    blank: np.ndarray  # (W,) bool, columns without curves or depth grid (header, stacks)
+    blank: npt.NDArray[np.bool_]  # (W,) bool, columns without curves or depth grid (header, stacks)
     traces: list[Trace]
     looks: list[Look]
     rngs: dict[str, np.random.Generator]  # the drawing stages' streams, consumed by ``draw``
@@ -98,8 +99,8 @@ class Drawn:
     looks: list[Look]
     half_widths: list[float]  # output px
     paths: list[Path]
-    borders: np.ndarray  # (T, 2, w) float32: rows of each track's top and bottom border line per column
-    clipped: np.ndarray  # (K, w) bool: columns where curve k runs along its track border (value off scale)
+    borders: npt.NDArray[np.float32]  # (T, 2, w) float32: rows of each track's top and bottom border line per column
+    clipped: npt.NDArray[np.bool_]  # (K, w) bool: columns where curve k runs along its track border (value off scale)
 
 
 def draw(scene: Scene, frame: Frame) -> Drawn:
@@ -154,12 +155,12 @@ def draw(scene: Scene, frame: Frame) -> Drawn:
 def _draw_curves(
     scene: Scene,
     frame: Frame,
-    t: np.ndarray,
+    t: npt.NDArray[np.float32],
     strokes: list[Stroke],
-    borders: np.ndarray,
+    borders: npt.NDArray[np.float32],
     border_hw: dict[float, float],
-    off_border: list[np.ndarray],
-) -> tuple[np.ndarray, CurveInk]:
+    off_border: list[npt.NDArray[np.bool_]],
+) -> tuple[npt.NDArray[np.uint8], CurveInk]:
     """Label the strokes (random z-order, the later-drawn wins), ignore their ink on track borders, then ink
     them and the hand marks into ``t``. Returns the label and what the visibility pass needs."""
     h, w = t.shape
@@ -208,7 +209,7 @@ def _fills(traces: list[Trace], paths: list[Path]) -> list[tuple[int, Path, Path
     return out
 
 
-def _widen(cols: np.ndarray, n: int) -> np.ndarray:
+def _widen(cols: npt.NDArray[np.bool_], n: int) -> npt.NDArray[np.bool_]:
     """(w,) bool widened by ``n`` columns on each side."""
     if not cols.any():
         return cols
@@ -216,8 +217,14 @@ def _widen(cols: np.ndarray, n: int) -> np.ndarray:
 
 
 def _scored(
-    path: Path, st: Stroke, look: Look, hw: float, frame: Frame, label: np.ndarray, clipped: np.ndarray
-) -> np.ndarray:
+    path: Path,
+    st: Stroke,
+    look: Look,
+    hw: float,
+    frame: Frame,
+    label: npt.NDArray[np.uint8],
+    clipped: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.bool_]:
     """(w,) bool: columns where curve k is visible as itself (see ``Sample.curve_scored``)."""
     w = frame.w
     fin = np.isfinite(path.yc)

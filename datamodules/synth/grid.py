@@ -6,6 +6,7 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from datamodules.synth.raster import Frame, draw_lines_wandering
 from datamodules.synth.scene import Geometry, Layout, Track
@@ -15,7 +16,7 @@ from datamodules.synth.scene import Geometry, Layout, Track
 class Grid:
     """What later layers need to know about the grid (full-scale units)."""
 
-    major_x: np.ndarray  # image columns of major depth lines (where depth numbers go)
+    major_x: npt.NDArray[np.float64]  # image columns of major depth lines (where depth numbers go)
     major_every: int  # minor spacings per major line (25 or 50)
     borders: tuple[tuple[float, float], ...]  # (row, half-width) of every track border line
     tone: float
@@ -30,7 +31,12 @@ def value_lines(track: Track) -> list[tuple[float, bool]]:
 
 
 def draw_grid(
-    rng: np.random.Generator, t: np.ndarray, lay: Layout, geo: Geometry, frame: Frame, blank: np.ndarray
+    rng: np.random.Generator,
+    t: npt.NDArray[np.float32],
+    lay: Layout,
+    geo: Geometry,
+    frame: Frame,
+    blank: npt.NDArray[np.bool_],
 ) -> Grid:
     """Horizontal lines (polylines following the feed wander) and vertical depth lines into t.
 

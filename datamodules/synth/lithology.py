@@ -9,23 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True)
 class Formation:
     """Per-column rock and fluid properties, before any tool response. Shapes: all (W,) float64."""
 
-    vsh: np.ndarray  # shale fraction in [0, 1] (bimodal sand/shale beds, graded within beds, laminated)
-    phi: np.ndarray  # effective porosity (v/v)
-    sw: np.ndarray  # water saturation (1 in water-bearing and shale beds)
-    gas: np.ndarray  # 1 in gas-bearing beds, else 0
-    tight: np.ndarray  # 1 in cemented / carbonate streaks (low porosity, high resistivity), else 0
-    hot: np.ndarray  # extra gamma ray (API) of radioactive shale beds
-    washout: np.ndarray  # hole enlargement (in) where soft shale caved
-    depth: np.ndarray  # 0 at the top of the log, 1 at the bottom (compaction trends)
+    vsh: npt.NDArray[np.float64]  # shale fraction in [0, 1] (bimodal sand/shale beds, graded within beds, laminated)
+    phi: npt.NDArray[np.float64]  # effective porosity (v/v)
+    sw: npt.NDArray[np.float64]  # water saturation (1 in water-bearing and shale beds)
+    gas: npt.NDArray[np.float64]  # 1 in gas-bearing beds, else 0
+    tight: npt.NDArray[np.float64]  # 1 in cemented / carbonate streaks (low porosity, high resistivity), else 0
+    hot: npt.NDArray[np.float64]  # extra gamma ray (API) of radioactive shale beds
+    washout: npt.NDArray[np.float64]  # hole enlargement (in) where soft shale caved
+    depth: npt.NDArray[np.float64]  # 0 at the top of the log, 1 at the bottom (compaction trends)
 
 
-def _beds(rng: np.random.Generator, w: int, t_med: float) -> tuple[np.ndarray, np.ndarray]:
+def _beds(rng: np.random.Generator, w: int, t_med: float) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
     """Bed index per column and the bed thicknesses: Poisson boundaries, log-normal (sigma 0.8) thicknesses."""
     n = int(w / t_med) + 24
     thick = np.maximum(2.0, rng.lognormal(np.log(t_med), 0.8, size=n))

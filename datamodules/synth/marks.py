@@ -8,8 +8,10 @@ still shows through them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw
 
 from datamodules.synth.fonts import font, quantise
@@ -23,16 +25,16 @@ class Overlay:
 
     row: int
     col: int
-    alpha: np.ndarray
+    alpha: npt.NDArray[np.float32]
 
-    def apply(self, t: np.ndarray) -> None:
+    def apply(self, t: npt.NDArray[np.float32]) -> None:
         h, w = t.shape
         ah, aw = self.alpha.shape
         r0, c0, r1, c1 = max(self.row, 0), max(self.col, 0), min(self.row + ah, h), min(self.col + aw, w)
         if r0 < r1 and c0 < c1:
             t[r0:r1, c0:c1] *= 1.0 - self.alpha[r0 - self.row : r1 - self.row, c0 - self.col : c1 - self.col]
 
-    def transmittance_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    def transmittance_at(self, rows: npt.NDArray[np.intp], cols: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
         """(N,) transmittance of this overlay at output pixels (rows, cols); 1 outside it."""
         ah, aw = self.alpha.shape
         r, c = rows - self.row, cols - self.col
@@ -44,7 +46,7 @@ class Overlay:
 
 def draw_shading(
     rng: np.random.Generator,
-    t: np.ndarray,
+    t: npt.NDArray[np.float32],
     lay: Layout,
     frame: Frame,
     fills: list[tuple[int, Path, Path | None, int]],
@@ -88,7 +90,7 @@ _NOTES = ("TD", "perfs", "DST #1", "csg pt", "core #2", "?", "good show", "wet",
 _TOPS = ("MORROW", "ATOKA", "WOLFCAMP", "ARBUCKLE", "MISS.", "PENN", "TOP PAY", "LANSING", "VIOLA", "B. SH.")
 
 
-def _scribble_points(rng: np.random.Generator, kind: str, cx: float, cy: float, size: float) -> np.ndarray:
+def _scribble_points(rng: np.random.Generator, kind: str, cx: float, cy: float, size: float) -> npt.NDArray[np.float64]:
     """(N, 2) full-scale (x, y) of one hand-drawn stroke: a circled interval, a tick or a formation-top line."""
     n = 60
     u = np.linspace(0, 1, n)
@@ -105,8 +107,8 @@ def _scribble_points(rng: np.random.Generator, kind: str, cx: float, cy: float, 
 
 
 def _patch(
-    points: list[np.ndarray], width: float, texts: list[tuple[str, float, float, float]], frame: Frame
-) -> tuple[int, int, np.ndarray]:
+    points: list[npt.NDArray[np.float64]], width: float, texts: list[tuple[str, float, float, float]], frame: Frame
+) -> tuple[int, int, npt.NDArray[np.float32]]:
     """Draw strokes and texts (full-scale coordinates) at 2x the render scale; return (row, col, coverage)."""
     ss = 2.0
     pts = np.concatenate(points) if points else np.zeros((0, 2))
@@ -188,7 +190,9 @@ def _stamp(rng: np.random.Generator, lay: Layout, frame: Frame, w_full: int, h_f
     off = rng.integers(0, 4096, size=2)
     face = font(quantise(max(4.0, size * frame.s)))
     pad = max(2, round(0.4 * size * frame.s))
-    boxes = [face.getbbox(line) for line in lines]
+    # Pillow types getbbox as floats (a stroke width may be fractional); without a stroke FreeType measures
+    # whole pixels, so the boxes are ints (which Image.new needs).
+    boxes = [cast("tuple[int, int, int, int]", face.getbbox(line)) for line in lines]
     tw = max(b[2] - b[0] for b in boxes) + 2 * pad
     th = sum(b[3] - b[1] + pad for b in boxes) + 2 * pad
     img = Image.new("L", (tw + 2 * pad, th + 2 * pad), 0)

@@ -12,11 +12,15 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from functools import cache
+from typing import Any, TypeVar, overload
 
 import numpy as np
+import numpy.typing as npt
 
 _BANK_SEED = 20240611
 BANK_SHAPE = (256, 8192)
+
+_Float = TypeVar("_Float", bound=np.floating[Any])
 
 
 @dataclass(frozen=True)
@@ -50,25 +54,33 @@ class Frame:
         """Output edge softness (px) of a layer drawn with full-scale softness ``soft``, scanner blur added."""
         return max(0.3, float(np.hypot(soft, self.blur)) * self.s)
 
-    def shift(self, dy: np.ndarray) -> np.ndarray:
+    def shift(self, dy: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """(w,) output row offset of a full-scale (W,) row-offset field (skew, wander)."""
         return dy[self.nearest()] * self.sy
 
-    def row(self, r: np.ndarray | float) -> np.ndarray | float:
+    @overload
+    def row(self, r: float) -> float: ...
+    @overload
+    def row(self, r: npt.NDArray[_Float]) -> npt.NDArray[_Float]: ...
+    def row(self, r: npt.NDArray[np.floating[Any]] | float) -> npt.NDArray[np.floating[Any]] | float:
         return (r + 0.5) * self.sy - 0.5
 
-    def col(self, c: np.ndarray | float) -> np.ndarray | float:
+    @overload
+    def col(self, c: float) -> float: ...
+    @overload
+    def col(self, c: npt.NDArray[_Float]) -> npt.NDArray[_Float]: ...
+    def col(self, c: npt.NDArray[np.floating[Any]] | float) -> npt.NDArray[np.floating[Any]] | float:
         return (c + 0.5) * self.sx - 0.5
 
-    def centres(self) -> np.ndarray:
+    def centres(self) -> npt.NDArray[np.float64]:
         """(w,) full-scale x of each output column centre."""
         return (np.arange(self.w, dtype=np.float64) + 0.5) / self.sx - 0.5
 
-    def nearest(self) -> np.ndarray:
+    def nearest(self) -> npt.NDArray[np.int64]:
         """(w,) index of the full-scale column nearest each output column centre."""
         return np.clip(np.rint(self.centres()), 0, self.full_w - 1).astype(np.int64)
 
-    def any_in_footprint(self, flag: np.ndarray) -> np.ndarray:
+    def any_in_footprint(self, flag: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
         """(W,) bool at full scale -> (w,) bool: True where any full-scale column under the output column is."""
         out = flag[self.nearest()].copy()
         if self.sx < 1.0:
@@ -76,7 +88,7 @@ class Frame:
             out |= np.bincount(owner, weights=flag, minlength=self.w)[: self.w] > 0
         return out
 
-    def _owner(self) -> np.ndarray:
+    def _owner(self) -> npt.NDArray[np.int64]:
         return np.clip(((np.arange(self.full_w) + 0.5) * self.sx).astype(np.int64), 0, self.w - 1)
 
 
@@ -88,15 +100,17 @@ class Path:
     Shapes: all (w,) float32 except connect (w - 1,) bool. yc is NaN where the path is absent.
     """
 
-    yc: np.ndarray
-    yl: np.ndarray
-    yr: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    connect: np.ndarray
+    yc: npt.NDArray[np.float32]
+    yl: npt.NDArray[np.float32]
+    yr: npt.NDArray[np.float32]
+    lo: npt.NDArray[np.float32]
+    hi: npt.NDArray[np.float32]
+    connect: npt.NDArray[np.bool_]
 
 
-def sample_pieces(y: np.ndarray, seg: np.ndarray, xf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sample_pieces(
+    y: npt.NDArray[np.float64], seg: npt.NDArray[np.int64], xf: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """Sample a piecewise curve at fractional columns: linear between neighbours of the same piece, else the
     nearer neighbour (never across a pen-up or jump). Returns values (NaN where absent) and piece ids.
 
@@ -111,7 +125,7 @@ def sample_pieces(y: np.ndarray, seg: np.ndarray, xf: np.ndarray) -> tuple[np.nd
     return np.where(pair, y[i0] + fr * (y[i1] - y[i0]), y[near]), seg[near]
 
 
-def resample_path(y: np.ndarray, seg: np.ndarray, frame: Frame) -> Path:
+def resample_path(y: npt.NDArray[np.float64], seg: npt.NDArray[np.int64], frame: Frame) -> Path:
     """Resample a full-scale x-monotone curve onto the output columns.
 
     Args:
@@ -143,7 +157,8 @@ def resample_path(y: np.ndarray, seg: np.ndarray, frame: Frame) -> Path:
     out = [frame.row(a).astype(np.float32) for a in (yc, yl, yr, lo, hi)]
     for a in out:
         a[nan] = np.nan
-    return Path(*out, connect=connect)
+    p_yc, p_yl, p_yr, p_lo, p_hi = out
+    return Path(p_yc, p_yl, p_yr, p_lo, p_hi, connect=connect)
 
 
 @dataclass(frozen=True)
@@ -157,7 +172,7 @@ class Pen:
     dot_at: float = -1.0
     dot_len: float = 0.0
 
-    def down(self, arc: np.ndarray) -> np.ndarray:
+    def down(self, arc: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
         f = np.mod((arc + self.phase) / self.period, 1.0)
         m = f < self.duty
         if self.dot_at >= 0:
@@ -165,7 +180,7 @@ class Pen:
         return m
 
 
-def arc_lengths(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def arc_lengths(path: Path) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """(w,) arc length of the path at each column's entry, centre and exit (output pixels)."""
     ok = np.isfinite(path.yc)
     l1 = np.where(ok, np.hypot(0.5, np.nan_to_num(path.yc - path.yl)), 0.0)
@@ -182,11 +197,11 @@ class Stroke:
     ``(coverage >= 0.5) & down``.
     """
 
-    flat: np.ndarray
-    cols: np.ndarray
-    rows: np.ndarray
-    coverage: np.ndarray
-    down: np.ndarray
+    flat: npt.NDArray[np.int64]
+    cols: npt.NDArray[np.intp]
+    rows: npt.NDArray[np.int64]
+    coverage: npt.NDArray[np.float32]
+    down: npt.NDArray[np.bool_]
 
 
 def stroke(path: Path, hw: float, soft: float, pen: Pen | None, h: int, w: int) -> Stroke:
@@ -225,8 +240,13 @@ def stroke(path: Path, hw: float, soft: float, pen: Pen | None, h: int, w: int) 
 
 
 def _segment_pen(
-    rr: np.ndarray, y0: np.ndarray, y1: np.ndarray, a0: np.ndarray, a1: np.ndarray, pen: Pen
-) -> tuple[np.ndarray, np.ndarray]:
+    rr: npt.NDArray[np.float32],
+    y0: npt.NDArray[np.float32],
+    y1: npt.NDArray[np.float32],
+    a0: npt.NDArray[np.float64],
+    a1: npt.NDArray[np.float64],
+    pen: Pen,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     """Row distance of each pixel from a half-segment's row span, and the pen state where it crosses that row."""
     dy = y1 - y0
     steep = np.abs(dy) > 1e-6
@@ -235,7 +255,7 @@ def _segment_pen(
     return dist, pen.down(a0 + t * (a1 - a0))
 
 
-def line_profile(h: int, lines: list[tuple[float, float, float]], soft: float) -> np.ndarray:
+def line_profile(h: int, lines: list[tuple[float, float, float]], soft: float) -> npt.NDArray[np.float32]:
     """(h,) transmittance of horizontal lines given as (row, half-width, opacity), anti-aliased."""
     prof = np.ones(h, np.float32)
     r = np.arange(h, dtype=np.float32)
@@ -253,7 +273,11 @@ SUBPIXEL = 4  # horizontal lines follow the wander in quarter pixels, so no seam
 
 
 def draw_lines_wandering(
-    t: np.ndarray, lines: list[tuple[float, float, float]], soft: float, dy: np.ndarray, cols: np.ndarray
+    t: npt.NDArray[np.float32],
+    lines: list[tuple[float, float, float]],
+    soft: float,
+    dy: npt.NDArray[np.float32],
+    cols: npt.NDArray[np.bool_],
 ) -> None:
     """Horizontal lines (row, half-width, opacity) displaced by ``dy`` (w,) rows, on the columns where ``cols``
     (w,) is True: t[r + dy[x], x] *= profile[r].
@@ -278,7 +302,7 @@ def draw_lines_wandering(
             t[lo:hi, a:b] *= profs[k][lo - s : hi - s, None]
 
 
-def stamp(t: np.ndarray, mask: np.ndarray, r: int, c: int, opacity: float) -> None:
+def stamp(t: npt.NDArray[np.float32], mask: npt.NDArray[np.float32], r: int, c: int, opacity: float) -> None:
     """t[r:, c:] *= 1 - opacity * mask, clipped to the frame."""
     h, w = t.shape
     mh, mw = mask.shape
@@ -289,14 +313,14 @@ def stamp(t: np.ndarray, mask: np.ndarray, r: int, c: int, opacity: float) -> No
 
 
 @cache
-def noise_bank() -> np.ndarray:
+def noise_bank() -> npt.NDArray[np.float32]:
     """Constant N(0, 1) noise (256, 8192) float32 from a fixed seed; per-instance offsets pick windows."""
     bank = np.random.default_rng(_BANK_SEED).standard_normal(BANK_SHAPE, dtype=np.float32)
     bank.flags.writeable = False
     return bank
 
 
-def add_bank_noise(img: np.ndarray, sigma: float, rng: np.random.Generator) -> None:
+def add_bank_noise(img: npt.NDArray[np.float32], sigma: float, rng: np.random.Generator) -> None:
     """img += sigma * noise, tiled from the bank with random window offsets (in place)."""
     bank = noise_bank()
     bh, bw = BANK_SHAPE
@@ -311,7 +335,7 @@ def add_bank_noise(img: np.ndarray, sigma: float, rng: np.random.Generator) -> N
             tile += sigma * bank[r0 : r0 + hh, c0 : c0 + ww]
 
 
-def smooth_profile(rng: np.random.Generator, n: int, knots: int, lo: float, hi: float) -> np.ndarray:
+def smooth_profile(rng: np.random.Generator, n: int, knots: int, lo: float, hi: float) -> npt.NDArray[np.float32]:
     """(n,) float32 piecewise-linear profile through ``knots`` uniform values in [lo, hi]."""
     k = max(2, knots)
     vals = rng.uniform(lo, hi, size=k)

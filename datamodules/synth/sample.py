@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, overload
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -33,18 +35,26 @@ class CurveInfo:
     backup_of: int
     style: str
 
-    def value(self, pos: np.ndarray, lap: np.ndarray | int = 0) -> np.ndarray:
+    @overload
+    def value(self, pos: float, lap: int = 0) -> np.float64: ...
+    @overload
+    def value(self, pos: npt.NDArray[Any], lap: npt.NDArray[np.integer[Any]] | int = 0) -> npt.NDArray[np.float64]: ...
+    def value(
+        self, pos: npt.NDArray[Any] | float, lap: npt.NDArray[np.integer[Any]] | int = 0
+    ) -> npt.NDArray[np.float64] | np.float64:
         """Physical value at track position ``pos`` (0 = left edge) on wrap lap ``lap``."""
         p = np.asarray(pos, np.float64) + lap
         if self.scale == "log":
             return self.left * (self.right / self.left) ** p
         return self.left + p * (self.right - self.left)
 
-    def position(self, value: np.ndarray) -> np.ndarray:
+    def position(self, value: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         """Track position of a physical value, before any clip or wrap (may leave [0, 1])."""
         v = np.asarray(value, np.float64)
         if self.scale == "log":
-            return np.log(np.maximum(v, 1e-12) / self.left) / np.log(self.right / self.left)
+            # declared: numpy types np.log of a Python float as Any, which makes the quotient Any
+            pos: npt.NDArray[np.float64] = np.log(np.maximum(v, 1e-12) / self.left) / np.log(self.right / self.left)
+            return pos
         return (v - self.left) / (self.right - self.left)
 
 
@@ -79,14 +89,16 @@ class Sample:
     ``curves`` to K generic linear 0..1 clip curves.
     """
 
-    image: np.ndarray
-    label: np.ndarray
-    curve_rows: np.ndarray
-    curve_classes: np.ndarray
-    curve_tracks: np.ndarray
-    curve_scored: np.ndarray = field(default=None)  # type: ignore[assignment]
-    curve_laps: np.ndarray = field(default=None)  # type: ignore[assignment]
-    curves: tuple[CurveInfo, ...] = field(default=None)  # type: ignore[assignment]
+    image: npt.NDArray[np.uint8]
+    label: npt.NDArray[np.uint8]
+    curve_rows: npt.NDArray[np.float32]
+    curve_classes: npt.NDArray[np.int64]
+    curve_tracks: npt.NDArray[np.float32]
+    # None is an __init__-only "derive it" sentinel that __post_init__ replaces, so the fields are never None
+    # afterwards; a dataclass field cannot say "Optional in __init__ only", hence the ignores.
+    curve_scored: npt.NDArray[np.bool_] = field(default=None)  # type: ignore[arg-type]
+    curve_laps: npt.NDArray[np.int8] = field(default=None)  # type: ignore[arg-type]
+    curves: tuple[CurveInfo, ...] = field(default=None)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         if self.curve_scored is None:

@@ -10,8 +10,10 @@ track's left scale edge (position 0) is its bottom row.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar, overload
 
 import numpy as np
+import numpy.typing as npt
 
 # What a track holds (DOMAIN §1.1, §1.3): track 1 carries GR/SP/caliper on a linear grid; resistivity goes
 # on a log grid; porosity (neutron-density) and sonic on linear grids.
@@ -21,6 +23,7 @@ _ROLE_SETS = {
     2: ((("T1", "RES"), 0.55), (("T1", "POR"), 0.30), (("T1", "SON"), 0.15)),
     3: ((("T1", "RES", "POR"), 0.70), (("T1", "RES", "SON"), 0.15), (("T1", "POR", "SON"), 0.15)),
 }
+_Float = TypeVar("_Float", bound=np.floating[Any])
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,11 @@ class Track:
     scale: str  # "lin" | "log"
     decades: int  # log decades (0 on linear tracks)
 
-    def row(self, pos: np.ndarray) -> np.ndarray:
+    @overload
+    def row(self, pos: float) -> float: ...
+    @overload
+    def row(self, pos: npt.NDArray[_Float]) -> npt.NDArray[_Float]: ...
+    def row(self, pos: npt.NDArray[np.floating[Any]] | float) -> npt.NDArray[np.floating[Any]] | float:
         """Full-scale row of track position ``pos`` (0 = left scale edge = bottom row), before distortion."""
         return self.bottom - pos * (self.bottom - self.top)
 
@@ -58,9 +65,9 @@ class Geometry:
     the stroke width and left out). Shapes: (W,) float32, full scale.
     """
 
-    dy_grid: np.ndarray  # row offset of grid lines and text: rotation + feed wander
-    dy_curve: np.ndarray  # row offset of curves: dy_grid + curve-to-grid mis-registration
-    stretch: np.ndarray  # depth-axis stretch: column x shows undistorted depth x - stretch[x]
+    dy_grid: npt.NDArray[np.float32]  # row offset of grid lines and text: rotation + feed wander
+    dy_curve: npt.NDArray[np.float32]  # row offset of curves: dy_grid + curve-to-grid mis-registration
+    stretch: npt.NDArray[np.float32]  # depth-axis stretch: column x shows undistorted depth x - stretch[x]
     dx_curve: float  # curve-to-grid mis-registration along the depth axis
 
 
@@ -74,7 +81,7 @@ class Stacks:
     regions: tuple[tuple[float, float], ...]  # (x0, x1) per stack
     entry_w: float  # width of one curve's entry
 
-    def blank(self, w: int, header_w: float) -> np.ndarray:
+    def blank(self, w: int, header_w: float) -> npt.NDArray[np.bool_]:
         """(W,) bool: full-scale columns where no curve or depth grid is drawn (header and stacks)."""
         x = np.arange(w)
         out = x < max(header_w, self.regions[0][1])  # the first stack follows the header

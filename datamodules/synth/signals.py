@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 from scipy.ndimage import gaussian_filter1d
 
 from datamodules.synth.lithology import Formation
@@ -75,11 +76,11 @@ class Trace:
 
     info: CurveInfo
     track: int
-    y: np.ndarray
-    seg: np.ndarray
-    lap: np.ndarray
-    clipped: np.ndarray
-    pos: np.ndarray
+    y: npt.NDArray[np.float64]
+    seg: npt.NDArray[np.int64]
+    lap: npt.NDArray[np.int8]
+    clipped: npt.NDArray[np.bool_]
+    pos: npt.NDArray[np.float64]
 
 
 def choose_kinds(rng: np.random.Generator, lay: Layout) -> list[tuple[str, int]]:
@@ -165,7 +166,7 @@ def _scale(rng: np.random.Generator, kind: str, lay: Layout, track: int, log: _L
     return "lin", *pick([(140.0, 40.0), (150.0, 50.0)], [0.7, 0.3])  # DT
 
 
-def _res_left(rng: np.random.Generator, r: np.ndarray, decades: int) -> float:
+def _res_left(rng: np.random.Generator, r: npt.NDArray[np.float64], decades: int) -> float:
     """The usual left edge (0.2, 1, 2 or 20 ohm-m) that puts the median resistivity nearest a position drawn in
     [0.25, 0.55] of the track."""
     target = rng.uniform(0.25, 0.55)
@@ -174,7 +175,7 @@ def _res_left(rng: np.random.Generator, r: np.ndarray, decades: int) -> float:
     return float(lefts[int(np.argmin(np.abs(pos - target)))])
 
 
-def _value(kind: str, f: Formation, log: _Log) -> np.ndarray:
+def _value(kind: str, f: Formation, log: _Log) -> npt.NDArray[np.float64]:
     """Physical value per column before the tool response (DOMAIN §5.3.3, simple petrophysics)."""
     clean = 1.0 - f.vsh
     if kind == "GR":
@@ -186,6 +187,7 @@ def _value(kind: str, f: Formation, log: _Log) -> np.ndarray:
         return log.bit + f.washout - 0.25 * clean * (1.0 - f.tight) * (f.phi > 0.08)
     if kind.startswith("RES"):
         sand = np.log10(log.rw / (f.phi**2 * f.sw**2))  # Archie, a = 1, m = n = 2
+        log_r: npt.NDArray[np.float64]  # declared: numpy types np.log10 of a Python float as Any
         log_r = np.where(f.tight > 0, np.log10(3000.0 * (0.02 / f.phi)), sand) * clean + f.vsh * np.log10(log.rsh)
         log_r = np.clip(log_r, -1.5, 6.0)
         if kind != "RES_DEEP":  # invasion: shallow reads off deep in permeable beds (+-0.1-0.5 decade)
@@ -202,19 +204,19 @@ def _value(kind: str, f: Formation, log: _Log) -> np.ndarray:
     return clean * (55.5 * (1 - f.phi) + 189.0 * f.phi + 10.0 * f.gas) + f.vsh * dt_shale
 
 
-def _response(rng: np.random.Generator, pos: np.ndarray, preset: Preset) -> np.ndarray:
+def _response(rng: np.random.Generator, pos: npt.NDArray[np.float64], preset: Preset) -> npt.NDArray[np.float64]:
     """Tool response and measurement: smoothing, drift, slow sinusoids, filtered noise, spikes."""
     w = pos.size
     x = np.arange(w, dtype=np.float64)
     u = x / max(1, w - 1)
-    s = gaussian_filter1d(pos, rng.uniform(*preset.tool))
+    s: npt.NDArray[np.float64] = gaussian_filter1d(pos, rng.uniform(*preset.tool))  # scipy is untyped: Any
     drift = rng.uniform(-0.2, 0.2) * (u if rng.random() < 0.5 else u * u)
     s = s + preset.trend * drift
     for _ in range(3):
         a, p, ph = rng.uniform(0, 0.05), rng.uniform(200, 4000), rng.uniform(0, 2 * np.pi)
         s = s + preset.sines * a * np.sin(2 * np.pi * x / p + ph)
     sigma = rng.uniform(*preset.noise)
-    n = gaussian_filter1d(rng.standard_normal(w), rng.uniform(0.5, 2))
+    n: npt.NDArray[np.float64] = gaussian_filter1d(rng.standard_normal(w), rng.uniform(0.5, 2))
     s = s + sigma * n / max(1e-9, float(n.std()))
     n_spikes = int(rng.poisson(rng.uniform(0, 8) * preset.spikes * w / 10000))
     for c, width, amp in zip(
@@ -225,7 +227,7 @@ def _response(rng: np.random.Generator, pos: np.ndarray, preset: Preset) -> np.n
     return s
 
 
-def _logged(rng: np.random.Generator, w: int) -> tuple[np.ndarray, int, float, float]:
+def _logged(rng: np.random.Generator, w: int) -> tuple[npt.NDArray[np.bool_], int, float, float]:
     """Where one curve was logged (DOMAIN §5.3.4) and its splice: (on mask, splice column or -1, depth shift,
     value shift)."""
     on = np.ones(w, bool)
@@ -247,7 +249,7 @@ def _logged(rng: np.random.Generator, w: int) -> tuple[np.ndarray, int, float, f
     return on, splice, shift, dv
 
 
-def _pieces(on: np.ndarray, cuts: np.ndarray | None = None) -> np.ndarray:
+def _pieces(on: npt.NDArray[np.bool_], cuts: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.int64]:
     """Non-decreasing piece id: a new piece after every gap and at every cut (True = a break before x)."""
     brk = np.zeros(on.size, bool)
     brk[1:] = on[1:] != on[:-1]
@@ -262,7 +264,7 @@ def make_traces(
     geo: Geometry,
     f: Formation,
     kinds: list[tuple[str, int]],
-    blank: np.ndarray,
+    blank: npt.NDArray[np.bool_],
 ) -> list[Trace]:
     """Primaries in ``kinds`` order, then their backup traces (style "solid" until styles are chosen).
 
@@ -274,7 +276,7 @@ def make_traces(
     x = np.arange(w, dtype=np.float64)
     x_src = x - geo.stretch - geo.dx_curve
     traces: list[Trace] = []
-    overflow: list[tuple[int, np.ndarray]] = []  # (primary index, raw position) of backup candidates
+    overflow: list[tuple[int, npt.NDArray[np.float64]]] = []  # (primary index, raw position) of backup candidates
     values = [_value(kind, f, log) for kind, _ in kinds]
     res = [(v, t) for (kind, t), v in zip(kinds, values, strict=True) if kind.startswith("RES")]
     if res:  # one resistivity grid per log, chosen to fit the well
@@ -319,7 +321,7 @@ def make_traces(
         b_info = CurveInfo(info.kind, info.scale, lo, hi, "clip", k, "long")
         b_pos = np.where(over, pos - side, np.nan)
         seg = _pieces(over, np.diff(primary.seg, prepend=primary.seg[0]) != 0)
-        b_plot = np.clip(b_pos, 0.0, 1.0)
+        b_plot: npt.NDArray[np.float64] = np.clip(b_pos, 0.0, 1.0)
         b_y = lay.tracks[primary.track].row(b_plot) + geo.dy_curve
         b_clipped = over & ((b_pos < 0) | (b_pos > 1))
         traces.append(Trace(b_info, primary.track, b_y, seg, np.zeros(w, np.int8), b_clipped, b_plot))

@@ -7,6 +7,7 @@ FreeType (``fonts.text_mask``).
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFilter
 
 from datamodules.synth.fonts import font, quantise, text_mask
@@ -29,7 +30,9 @@ def _fit(text: str, size: float, rotate: bool, along: float, across: float) -> f
     return 0.0
 
 
-def _put(t: np.ndarray, frame: Frame, text: str, size: float, rotate: bool, xc: float, yc: float, a: float) -> None:
+def _put(
+    t: npt.NDArray[np.float32], frame: Frame, text: str, size: float, rotate: bool, xc: float, yc: float, a: float
+) -> None:
     """Stamp ``text`` (full-scale size) centred at full-scale (xc, yc), at the render scale."""
     m = text_mask(text, quantise(size * frame.s), rotate, round(frame.blur * frame.s, 1))
     r = round(frame.row(yc) - m.shape[0] / 2)
@@ -38,7 +41,13 @@ def _put(t: np.ndarray, frame: Frame, text: str, size: float, rotate: bool, xc: 
 
 
 def draw_depth_numbers(
-    rng: np.random.Generator, t: np.ndarray, lay: Layout, geo: Geometry, grid: Grid, frame: Frame, blank: np.ndarray
+    rng: np.random.Generator,
+    t: npt.NDArray[np.float32],
+    lay: Layout,
+    geo: Geometry,
+    grid: Grid,
+    frame: Frame,
+    blank: npt.NDArray[np.bool_],
 ) -> None:
     """Depth numbers at every major depth line (every 50 or 100 ft, or 25 or 50 m), increasing with x."""
     metric = rng.random() < 0.25
@@ -129,7 +138,7 @@ _REMARKS = (
 )  # fmt: skip
 
 
-def draw_header(rng: np.random.Generator, t: np.ndarray, lay: Layout, frame: Frame) -> None:
+def draw_header(rng: np.random.Generator, t: npt.NDArray[np.float32], lay: Layout, frame: Frame) -> None:
     """The log heading at the left end: company and title, a ruled grid of fields, remarks; printed along the
     page, so turned 90 degrees here when the layout turns its text."""
     size, a, ncols = rng.uniform(9, 13), rng.uniform(0.8, 1.0), int(rng.integers(2, 4))
@@ -192,7 +201,7 @@ def _fmt(v: float) -> str:
 
 def draw_stacks(
     rng: np.random.Generator,
-    t: np.ndarray,
+    t: npt.NDArray[np.float32],
     lay: Layout,
     stacks: Stacks,
     infos: list[CurveInfo],
@@ -229,7 +238,7 @@ def draw_stacks(
                     t[max(0, round(frame.row(track.top))) : round(frame.row(track.bottom)) + 1, c] *= 0.15
 
 
-def _line_sample(t: np.ndarray, frame: Frame, x: float, top: float, bottom: float, look: Look) -> None:
+def _line_sample(t: npt.NDArray[np.float32], frame: Frame, x: float, top: float, bottom: float, look: Look) -> None:
     """A straight line across the track (rows top..bottom) in the curve's line coding."""
     r0, r1 = round(frame.row(top)), round(frame.row(bottom))
     if r1 <= r0:

@@ -35,7 +35,7 @@ from models.metrics import (
     SegmentationMetrics,
 )
 from models.modes import TaskMode, mode_for
-from study.config import FULL
+from study.presets import FULL
 
 COLUMNS = (CURVE_MAE, CURVE_COVERAGE, R2_300, MAE_300, DICE_FG, IOU_FG, MIOU_ALL, F1_TOL2)
 CURVE_ERRORS = (CURVE_MAE, R2_300, MAE_300)  # each degenerate row must lose on these and the objective

@@ -34,7 +34,7 @@ from torch.profiler import ProfilerActivity, profile
 from models.compiled import compile_network
 from models.modes import mode_for
 from models.unet import UNet
-from study.config import FULL
+from study.presets import FULL
 
 H200_GIB = 139.0
 HEADROOM = 0.15

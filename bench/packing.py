@@ -30,9 +30,9 @@ from bench.runshape import pick_batches
 from datamodules import synth
 from datamodules.collate import Batch, collate
 from datamodules.labels import TASKS
+from models.compile_mode import COMPILE_CHOICES, Compile
 from models.compiled import compile_network
 from models.segmenter import Segmenter
-from study.config import COMPILE_CHOICES, resolve_compile
 
 
 def _worker(rank: int, batch: Batch, args: argparse.Namespace, barrier, results) -> None:
@@ -43,7 +43,7 @@ def _worker(rank: int, batch: Batch, args: argparse.Namespace, barrier, results)
     model = Segmenter(args.task, base_channels=args.base_channels, depth=args.depth, max_epochs=50)
     model.net.checkpoint_levels = args.checkpoint_levels
     model.to(device)
-    if resolve_compile(args.compile):
+    if Compile(args.compile).resolve():
         compile_network(model.net)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     images, labels = batch.images.to(device), batch.labels.to(device)

@@ -29,11 +29,12 @@ from optuna.trial import TrialState
 
 from datamodules.labels import TASKS
 from models.metric_names import METRICS
+from results.plan import STUDY_FILE, StudyConfig
 from results.report import asha_rungs, write_report
 from results.schema import EPOCHS_SCHEMA
 from results.tables import StudyTables, write_atomic
-from study.config import FULL, STUDY_FILE, StudyConfig
 from study.predict import CHECKPOINT_FILE
+from study.presets import FULL
 from study.space import Space, sampler
 
 REPO = Path(__file__).resolve().parents[1]

@@ -35,9 +35,10 @@ from datamodules.batching import WidthBucketSampler
 from datamodules.collate import Batch, collate, padded_size
 from datamodules.labels import TASKS
 from datamodules.welllog import RasterDataset
+from models.compile_mode import COMPILE_CHOICES, Compile
 from models.compiled import CompileWatch, compile_network
 from models.segmenter import Segmenter
-from study.config import COMPILE_CHOICES, FULL, resolve_compile
+from study.presets import FULL
 from study.trainer import build_trainer
 
 REFERENCE_MINUTES = {"binary": 110.0, "multiclass": 550.0}
@@ -77,7 +78,7 @@ def build_model(task: str, args: argparse.Namespace) -> Segmenter:
     model.net.checkpoint_levels = args.checkpoint_levels
     if args.channels_last:  # experiment: NHWC convolutions (not the trial's setting)
         model = model.to(memory_format=torch.channels_last)
-    if resolve_compile(args.compile):
+    if Compile(args.compile).resolve():
         compile_network(model.net)
     return model
 
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     device = torch.cuda.get_device_name() if gpu else "cpu"
-    compiled = resolve_compile(args.compile)
+    compiled = Compile(args.compile).resolve()
     extras = ", channels_last" * args.channels_last + f", compile {'on' if compiled else 'off'}"
     extras += f", checkpoint_levels {args.checkpoint_levels}" if args.checkpoint_levels else ""
     print(f"{args.task}: scale {args.scale}, base {args.base_channels}, depth {args.depth}, device {device}{extras}")

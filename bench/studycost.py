@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.runshape import REFERENCE_MINUTES, epoch_mpx
-from study.config import PRESETS
+from study.presets import PRESETS
 
 MEASURED = Path(__file__).with_name("measured") / "h200.json"
 BASELINE_RUNS = 4  # a hand-run study: four full-length trials per task

@@ -3,7 +3,7 @@
 A trial compiles its network once, in place, before ``trainer.fit``::
 
     from models.compiled import CompileWatch, compile_network
-    if resolve_compile(flag):           # study.config: "auto" | "on" | "off"; auto: on where a GPU is seen
+    if Compile(flag).resolve():         # models.compile_mode: auto = on where this process sees a GPU
         compile_network(model.net)      # model: the Segmenter; its state_dict keys stay plain
     watch = CompileWatch()              # a Lightning callback: graphs compiled, seconds spent
     trainer = build_trainer(..., callbacks=[stats, watch, ...])

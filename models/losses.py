@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from datamodules.labels import IGNORE_INDEX
-from models.hparams import HParam
+from models.hparam import HParam
 from models.modes import TaskMode, mode_for
 
 WEIGHT_SCHEMES = ("none", "inverse_sqrt", "inverse")

@@ -13,7 +13,6 @@ Exit status 0, or 2 with one line for a missing, foreign or damaged study direct
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import math
@@ -29,8 +28,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from datamodules.cli import Exit, Parser, UsageError
 from models.metric_names import mode_of
 from results import figures
+from results.plan import STUDY_FILE, StudyConfig
 from results.query import TableError, best_trials, load_epochs, load_trials, tables_dir
 from results.schema import (
     EPOCHS_FILE,
@@ -41,7 +42,6 @@ from results.schema import (
     TRIALS_FILE,
     TRIALS_FIXED_SCHEMA,
 )
-from study.config import STUDY_FILE, StudyConfig
 
 REPORT_FILE = "report.html"
 N_PREDICTIONS = 3  # validation rasters shown per task
@@ -50,7 +50,6 @@ N_PREDICTIONS = 3  # validation rasters shown per task
 WINDOW_WIDE, WINDOW_TALL = 1024, 512
 TOP_PARAMS = 6  # slice plots for at most this many parameters
 IMPORTANT = 0.05  # a parameter with at least this share of the importance gets a slice plot
-EXIT_OK, EXIT_USAGE = 0, 2
 LEDGER_COLUMNS = (
     "device-hours spent",
     "saved by early stopping",
@@ -61,7 +60,7 @@ LEDGER_COLUMNS = (
 )
 
 
-class ReportError(ValueError):
+class ReportError(UsageError, ValueError):
     """A study directory the report cannot read (missing, foreign, damaged), or an output it cannot write."""
 
 
@@ -307,7 +306,7 @@ def _progress_section(view: StudyView, task: str, trials: pd.DataFrame, epochs: 
 
 
 def _importance_section(view: StudyView, task: str, trials: pd.DataFrame) -> str:
-    from study.importance import distributions, param_importances
+    from results.importance import distributions, param_importances
 
     finished = _finished(trials)
     title = "Parameter importance"
@@ -420,8 +419,7 @@ def _predictions_section(view: StudyView, task: str, device: str) -> str:
     row = best.iloc[0]
     if pd.isna(row["checkpoint_path"]):
         return _section(anchor, title, _note(f"The best trial {_e(row['trial_id'])} has no checkpoint recorded."))
-    from datamodules.welllog import WellLogDataModule
-    from study.predict import PredictError, load_checkpoint, pick_device, segment
+    from models.inference import PredictError, load_checkpoint, pick_device, segment  # torch: only for pictures
 
     try:
         device = pick_device(device)
@@ -433,8 +431,7 @@ def _predictions_section(view: StudyView, task: str, device: str) -> str:
         return _section(anchor, title, _note(_e(f"Cannot load the best trial's checkpoint: {exc}")))
     if ckpt.task != task:
         return _section(anchor, title, _note(_e(f"{ckpt.path} holds a {ckpt.task} model, not {task}.")))
-    preset = view.config.task_presets[task]
-    data = WellLogDataModule(task, preset.n_instances, preset.batch_size, scale=preset.scale, seed=view.config.seed)
+    data = view.config.task_presets[task].datamodule(task, seed=view.config.seed)
     parts = [
         _note(
             f"Trial <code>{_e(row['trial_id'])}</code>, checkpoint <code>{_e(ckpt.path)}</code> (the epoch with "
@@ -530,10 +527,16 @@ def write_report(study_dir: Path | str, out: Path | str | None = None, *, device
     """Build the report of ``study_dir`` and write it atomically to ``out`` (default STUDY_DIR/report.html).
 
     Args:
+        study_dir: the study directory, ``<storage>/<study name>`` (holding ``study.json`` and ``tables/``); a
+            study that has only just started, with no table written yet, still gets a page.
+        out: the HTML file to write; None writes ``report.html`` in ``study_dir``. An existing file is replaced
+            whole (temporary file, fsync, rename).
         device: where the best trials' checkpoints segment the validation rasters: "cpu", "cuda", "cuda:N", or
             "auto" (the GPU if torch sees one).
+
     Returns:
         The path written.
+
     Raises:
         ReportError: not a study directory, a damaged ``study.json`` or table, ``out`` not writable, or a
             ``device`` torch does not have.
@@ -548,13 +551,8 @@ def write_report(study_dir: Path | str, out: Path | str | None = None, *, device
     return out
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage dump
-        raise ReportError(f"{message} (see --help)")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="python -m results.report", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m results.report", description=__doc__.splitlines()[0])
     parser.add_argument("study_dir", type=Path, help="the study directory, <storage>/<study name>")
     parser.add_argument("--out", type=Path, help=f"the HTML file to write (default: STUDY_DIR/{REPORT_FILE})")
     parser.add_argument("--device", default="cpu", help="where the predictions run: cpu (default), cuda, auto")
@@ -562,20 +560,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         device = args.device
         if device != "cpu":  # torch is imported for the predictions anyway
-            from study.predict import PredictError, pick_device
+            from models.inference import pick_device
 
-            try:
-                device = pick_device(device)
-            except PredictError as exc:
-                raise ReportError(str(exc)) from None
+            device = pick_device(device)  # PredictError is a UsageError: one line, exit 2
         started = time.perf_counter()
         path = write_report(args.study_dir, args.out, device=device)
-    except ReportError as exc:
+    except UsageError as exc:  # ReportError, or a mistake argparse found
         print(f"report: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     size = path.stat().st_size / 1e6
     print(f"wrote {path} ({size:.1f} MB, {time.perf_counter() - started:.1f} s)")
-    return EXIT_OK
+    return Exit.OK
 
 
 if __name__ == "__main__":

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from datamodules.cli import Exit, Parser, UsageError
 from models.metric_names import VAL_METRICS
 from results.query import (
     TableError,
@@ -75,20 +75,24 @@ def summary(study_dir: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m results.show", description=__doc__)
+    parser = Parser(prog="python -m results.show", description=__doc__.splitlines()[0])
     parser.add_argument("study_dir", type=Path, help="study directory <storage>/<study name>")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return Exit.USAGE
     study_dir: Path = args.study_dir
     if not study_dir.is_dir():
         print(f"error: {study_dir.absolute()}: no such study directory", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     try:
         text = summary(study_dir)
     except (TableError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     print(text)
-    return 0
+    return Exit.OK
 
 
 if __name__ == "__main__":

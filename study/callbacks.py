@@ -6,9 +6,12 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from ray import tune
 
@@ -20,23 +23,19 @@ from study.storage import storage_failure
 
 log = logging.getLogger(__name__)
 
-# One writer per tables directory in this process: the callback's, shared with the driver's own updates
-# (so a row the storage refused is still in memory when the driver writes the final statuses).
-_LIVE: dict[Path, StudyTables] = {}
 SNAPSHOT_EVERY_S = 0.5  # how often the callback looks for a new state save of Ray's to keep a good copy of
+# The driver's open tables while ``Tuner.restore`` unpickles the callback it saved (``restoring_with``).
+_RESTORING: ContextVar[StudyTables | None] = ContextVar("tables_for_restore", default=None)
 
 
-def study_tables(tables_dir: Path, study: str, objective: str) -> StudyTables:
-    """The process's writer of ``tables_dir``, opened on first use."""
-    key = Path(tables_dir).resolve()
-    if key not in _LIVE:
-        _LIVE[key] = StudyTables(tables_dir, study, objective)
-    return _LIVE[key]
-
-
-def forget_tables() -> None:
-    """Drop the open writers (the driver's run is over)."""
-    _LIVE.clear()
+@contextmanager
+def restoring_with(tables: StudyTables) -> Iterator[None]:
+    """Within: a TablesCallback that ``Tuner.restore`` unpickles writes to ``tables`` (the driver's, opened once)."""
+    token = _RESTORING.set(tables)
+    try:
+        yield
+    finally:
+        _RESTORING.reset(token)
 
 
 class StateNotRestored(RuntimeError):
@@ -80,24 +79,23 @@ class TablesCallback(tune.Callback):
     hold trials of this task) is refused before any trial starts.
     """
 
-    def __init__(self, tables_dir: Path, study: str, objective: str, task: str, epochs: int, devices: float):
-        self.tables_dir = Path(tables_dir)
-        self.study = study
-        self.objective = objective
+    def __init__(self, tables: StudyTables, task: str, epochs: int, devices: float) -> None:
+        self.tables = tables
+        self.tables_dir = Path(tables.tables_dir)
         self.task = task
         self.epochs = epochs
         self.devices = devices
-        self._tables: StudyTables | None = None
         self._node: dict[str, str] = {}
 
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_tables": None, "_keeper": None, "_staging": None, "_stepped": False, "_looked": 0.0}
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "tables": None, "_keeper": None, "_staging": None, "_stepped": False, "_looked": 0.0}
 
-    @property
-    def tables(self) -> StudyTables:
-        if self._tables is None:
-            self._tables = study_tables(self.tables_dir, self.study, self.objective)
-        return self._tables
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        tables = _RESTORING.get()
+        if tables is None:
+            raise RuntimeError("a TablesCallback was unpickled outside restoring_with(tables): it has no tables")
+        self.tables = tables
 
     @property
     def study_dir(self) -> Path:
@@ -151,7 +149,7 @@ class TablesCallback(tune.Callback):
         elif self.tables.trial_ids(self.task):
             raise StateNotRestored(
                 f"Ray could not restore the experiment state in {self.study_dir / self.task} and would start a "
-                f"fresh, empty experiment under study {self.study!r}, whose tables hold {self.task} trials"
+                f"fresh, empty experiment under study {self.tables.study!r}, whose tables hold {self.task} trials"
             )
         if STOP.requested:  # asked before this run's handler was installed
             STOP.ask_tune()

@@ -22,159 +22,23 @@ from __future__ import annotations
 
 import argparse
 import csv
-import pickle
 import sys
-import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
+from datamodules.cli import Exit, Parser, UsageError, whole_number
 from datamodules.labels import TASKS
 from datamodules.preview import COLOURS, write_png
-from study.cli import Parser, UsageError, whole_number
-from study.config import CHECKPOINT_FILE
+from datamodules.synth import render
+from models.inference import LoadedCheckpoint, PredictError, Prediction, load_checkpoint, pick_device, segment
+from results.query import TableError, best_trials
 
-if TYPE_CHECKING:
-    import torch
-
-    from models.segmenter import Segmenter
-
-EXIT_OK, EXIT_USAGE = 0, 2
 PAPER_RGB = (255, 255, 255)
 TINT = 0.55  # weight of the class colour over a predicted pixel in the overlay
-
-
-class PredictError(UsageError):
-    """A user mistake or an unusable input: one line, exit status 2."""
-
-
-@dataclass
-class LoadedCheckpoint:
-    """A segmenter restored from a checkpoint, in eval mode on ``device``.
-
-    ``data`` holds the data module's hyperparameters the model was trained with (task, scale, seed,
-    n_instances, ...), empty when the checkpoint does not carry them.
-    """
-
-    path: Path
-    model: Segmenter
-    task: str
-    device: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The segmentation of one image.
-
-    Shape: classes (H, W) uint8, the image's own size. curves: (column, class, row) of every extracted
-    candidate point, sorted (``models.extraction.candidates_table``).
-    """
-
-    classes: np.ndarray
-    curves: list[tuple[int, int, float]]
-
-
-def pick_device(requested: str = "auto") -> str:
-    """``auto``: the GPU if torch sees one, else the CPU."""
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise PredictError(f"--device {requested!r} is not a device; use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise PredictError(f"--device {requested}: torch sees {torch.cuda.device_count()} GPUs here; use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise PredictError(f"--device {requested}: only cpu and cuda are supported")
-    return requested
-
-
-def checkpoint_file(path: Path | str) -> Path:
-    """The Lightning checkpoint file of ``path``: the file itself, or ``checkpoint.ckpt`` in a directory."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_FILE
-        if not path.is_file():
-            raise PredictError(f"{path.parent} holds no {CHECKPOINT_FILE}; give a checkpoint file or directory")
-    elif not path.exists():
-        raise PredictError(f"no such checkpoint: {path}")
-    return path
-
-
-def load_checkpoint(path: Path | str, device: str = "cpu") -> LoadedCheckpoint:
-    """Restore the segmenter of a Lightning checkpoint (``weights_only=True``); PredictError if unusable."""
-    import torch
-
-    from models.segmenter import Segmenter
-
-    file = checkpoint_file(path)
-    try:
-        ckpt = torch.load(file, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PredictError(f"{file} is not a checkpoint torch can load safely ({reason[:200]})") from None
-    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not isinstance(hparams, dict) or hparams.get("task") not in TASKS or "state_dict" not in ckpt:
-        raise PredictError(f"{file} is not a welllog-study segmenter checkpoint (no task or weights in it)")
-    try:
-        model = Segmenter(**hparams)
-        model.load_state_dict(ckpt["state_dict"])
-    except (TypeError, ValueError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise PredictError(f"{file} does not fit this version's segmenter ({reason[:200]})") from None
-    model.eval().to(device)
-    data = ckpt.get("datamodule_hyper_parameters")
-    return LoadedCheckpoint(file, model, hparams["task"], device, dict(data) if isinstance(data, dict) else {})
-
-
-def _as_sample(image: np.ndarray):
-    """An unlabelled raster in the shape the collate takes: no curves, every pixel background."""
-    from datamodules.synth import Sample
-
-    h, w = image.shape
-    return Sample(
-        image=image,
-        label=np.zeros((h, w), np.uint8),
-        curve_rows=np.zeros((0, w), np.float32),
-        curve_classes=np.zeros(0, np.int64),
-        curve_tracks=np.zeros((0, 2), np.float32),
-    )
-
-
-def logits_of(ckpt: LoadedCheckpoint, image: np.ndarray) -> torch.Tensor:
-    """The model's logits for one grey raster, padded through the fixed collate and cropped back.
-
-    Shape: image (H, W) uint8 -> (1, C, H, W) float32 on the CPU.
-    """
-    import torch
-
-    from datamodules.collate import collate
-
-    if image.ndim != 2 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W) uint8 raster, got {image.shape} {image.dtype}")
-    h, w = image.shape
-    batch = collate([_as_sample(image)])  # images (1, 1, Hp, Wp), Hp and Wp multiples of 32
-    with torch.inference_mode():
-        logits = ckpt.model(batch.images.to(ckpt.device))  # (1, C, Hp, Wp)
-    return logits[:, :, :h, :w].float().cpu()  # (1, C, H, W): the padding is not part of the image
-
-
-def segment(ckpt: LoadedCheckpoint, image: np.ndarray) -> Prediction:
-    """Class map and extracted curve points of one grey raster (H, W) uint8."""
-    from models.extraction import candidates_table, class_candidates
-
-    mode = ckpt.model.mode
-    logits = logits_of(ckpt, image)  # (1, C, H, W)
-    classes = mode.predict(logits)[0].numpy().astype(np.uint8)  # (H, W)
-    centres = class_candidates(mode, logits)[0]  # (Kc, H, W)
-    return Prediction(classes, candidates_table(centres, mode.curve_classes))
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -241,10 +105,6 @@ def write_outputs(out: Path, image: np.ndarray, prediction: Prediction) -> list[
 
 def best_checkpoint(study_dir: Path, task: str) -> Path:
     """The checkpoint of the best finished ``task`` trial of a study (``results.query.best_trials``)."""
-    import pandas as pd
-
-    from results.query import TableError, best_trials
-
     if not study_dir.is_dir():
         raise PredictError(f"no such study directory: {study_dir}")
     try:
@@ -278,8 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _render(index: int, task: str, ckpt: LoadedCheckpoint, seed: int | None, scale: float | None) -> np.ndarray:
-    from datamodules.synth import render
-
     seed = int(ckpt.data.get("seed", 0)) if seed is None else seed
     scale = float(ckpt.data.get("scale", 1.0)) if scale is None else scale
     try:
@@ -324,8 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(run(argv))
     except UsageError as exc:
         print(f"predict: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+        return Exit.USAGE
+    return Exit.OK
 
 
 if __name__ == "__main__":

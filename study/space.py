@@ -3,7 +3,8 @@
 The names come from the model side: losses and their parameters from ``models.losses.LOSSES``, schedules from
 ``models.segmenter.LR_SCHEDULES``; this module only says how each is searched (``DOMAINS``). Batch size and the
 collate are fixed by the run shape, never searched. A loss's parameters are suggested only when that loss is
-(a conditional space), so the tables hold nulls, not meaningless values.
+(a conditional space), so the tables hold nulls, not meaningless values. The domains and the reasons for each
+are in docs/search-space.md.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from models import losses
-from models.hparams import BASE_CHANNELS, DEPTH, LOSS, LR, LR_SCHEDULE, WEIGHT_DECAY, HParam
+from models.hparam import HParam
+from models.hparams import BASE_CHANNELS, DEPTH, LOSS, LR, LR_SCHEDULE, WEIGHT_DECAY
 from models.losses import LOSSES, WEIGHT_SCHEMES
 from models.segmenter import LR_SCHEDULES
-from study.config import TaskPreset
+from results.plan import TaskPreset
 
-# How each loss parameter is searched (DOMAIN.md section 7). Every parameter in the loss catalogue needs one.
+# How each loss parameter is searched (docs/search-space.md, 'Losses and their parameters'). Every parameter in
+# the loss catalogue needs one.
 DOMAINS: dict[HParam, BaseDistribution] = {
     losses.POS_WEIGHT: FloatDistribution(1.0, 100.0, log=True),
     losses.CLASS_WEIGHTING: CategoricalDistribution(WEIGHT_SCHEMES),

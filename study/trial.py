@@ -15,12 +15,13 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from ray import tune
 
-from datamodules.welllog import WellLogDataModule
+from models.compile_mode import Compile
 from models.compiled import CompileWatch, compile_network
-from models.hparams import TrialParams, loss_kwargs
+from models.hparams import TrialParams
+from models.inference import CHECKPOINT_FILE
 from models.metric_names import METRICS
 from models.segmenter import Segmenter
-from study.config import CHECKPOINT_FILE, resolve_compile
+from results.plan import TaskPreset
 from study.faults import FaultInjector
 from study.trainer import EpochStats, build_trainer
 
@@ -30,17 +31,14 @@ class RunSettings:
     """What is fixed for every trial of one task: the run shape, never searched."""
 
     task: str
-    n_instances: int
-    batch_size: int
-    scale: float
+    preset: TaskPreset  # the task's data, batching and network sizes, as the plan holds them
     epochs: int
     seed: int
     num_workers: int
     cpus: float
     objective: str
+    compile: Compile  # decided in the worker (AUTO: on where it sees a GPU)
     class_frequencies: tuple[float, ...] | None = None  # measured once per study (study/tuner.py)
-    compile: str = "off"  # "auto" | "on" | "off", decided in the worker (auto: on where it sees a GPU)
-    checkpoint_levels: int = 0  # finest U-Net levels recomputed in backward instead of stored
 
 
 class TuneReport(Callback):
@@ -82,7 +80,7 @@ def build_segmenter(params: TrialParams, run: RunSettings) -> Segmenter:
         base_channels=params.base_channels,
         depth=params.depth,
         loss=params.loss,
-        loss_params=loss_kwargs(params, run.task),
+        loss_params=params.loss_kwargs(run.task),
         class_frequencies=run.class_frequencies,
         lr=params.lr,
         weight_decay=params.weight_decay,
@@ -96,13 +94,11 @@ def train_trial(config: dict, run: RunSettings) -> None:
     params = TrialParams.from_config(config)
     torch.set_num_threads(max(1, int(run.cpus)))
     L.seed_everything(run.seed, workers=True, verbose=False)
-    datamodule = WellLogDataModule(
-        run.task, run.n_instances, run.batch_size, scale=run.scale, seed=run.seed, num_workers=run.num_workers
-    )
+    datamodule = run.preset.datamodule(run.task, seed=run.seed, num_workers=run.num_workers)
     model = build_segmenter(params, run)
-    model.net.checkpoint_levels = run.checkpoint_levels
+    model.net.checkpoint_levels = run.preset.checkpoint_levels
     watch = None
-    if resolve_compile(run.compile):
+    if run.compile.resolve():
         compile_network(model.net)  # in place: checkpoints keep plain parameter names
         watch = CompileWatch()
     stats = EpochStats()

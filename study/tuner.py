@@ -10,12 +10,12 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 
-from datamodules.welllog import WellLogDataModule
 from models.losses import CLASS_WEIGHTING, LOSSES
 from models.metric_names import mode_of
+from results.plan import StudyConfig
 from results.query import load_trials
-from study.callbacks import StateNotRestored, TablesCallback, study_tables
-from study.config import StudyConfig
+from results.tables import StudyTables
+from study.callbacks import StateNotRestored, TablesCallback, restoring_with
 from study.search import StudySearch, journal_path, reconcile
 from study.space import Space
 from study.state import StateKeeper
@@ -41,26 +41,20 @@ def class_frequencies(cfg: StudyConfig, task: str) -> tuple[float, ...] | None:
     """Measured once per study on the driver, where a loss of the task can weight classes by them."""
     if not any(CLASS_WEIGHTING in spec.params for spec in LOSSES[task].values()):
         return None
-    preset = cfg.task_presets[task]
-    data = WellLogDataModule(task, preset.n_instances, preset.batch_size, scale=preset.scale, seed=cfg.seed)
-    return data.class_frequencies()
+    return cfg.task_presets[task].datamodule(task, seed=cfg.seed).class_frequencies()
 
 
 def run_settings(cfg: StudyConfig, task: str) -> RunSettings:
-    preset = cfg.task_presets[task]
     return RunSettings(
         task=task,
-        n_instances=preset.n_instances,
-        batch_size=preset.batch_size,
-        scale=preset.scale,
+        preset=cfg.task_presets[task],
         epochs=cfg.epochs,
         seed=cfg.seed,
         num_workers=cfg.num_workers(),
         cpus=cfg.cpus_per_trial,
         objective=cfg.metric,
-        class_frequencies=class_frequencies(cfg, task),
         compile=cfg.compile,
-        checkpoint_levels=preset.checkpoint_levels,
+        class_frequencies=class_frequencies(cfg, task),
     )
 
 
@@ -83,7 +77,7 @@ def max_concurrent(cfg: StudyConfig, cluster: dict[str, float]) -> int:
     return max(1, int(min(by_cpu, by_gpu)))
 
 
-def build_tuner(cfg: StudyConfig, task: str, concurrency: int) -> tune.Tuner:
+def build_tuner(cfg: StudyConfig, task: str, concurrency: int, tables: StudyTables) -> tune.Tuner:
     mode = mode_of(cfg.metric)
     search = StudySearch(
         Space(task, cfg.task_presets[task]),
@@ -100,7 +94,7 @@ def build_tuner(cfg: StudyConfig, task: str, concurrency: int) -> tune.Tuner:
         grace_period=min(cfg.grace_period, cfg.epochs),
         reduction_factor=cfg.reduction_factor,
     )
-    callback = TablesCallback(cfg.tables_dir, cfg.name, cfg.metric, task, cfg.epochs, devices_per_trial(cfg))
+    callback = TablesCallback(tables, task, cfg.epochs, devices_per_trial(cfg))
     return tune.Tuner(
         trainable(cfg, task),
         tune_config=tune.TuneConfig(
@@ -130,8 +124,7 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def record_best_checkpoints(cfg: StudyConfig, results: tune.ResultGrid) -> None:
-    tables = study_tables(cfg.tables_dir, cfg.name, cfg.metric)
+def record_best_checkpoints(cfg: StudyConfig, results: tune.ResultGrid, tables: StudyTables) -> None:
     for result in results:
         trial_id = (result.metrics or {}).get("trial_id")
         if trial_id and result.best_checkpoints:  # a trial that failed before its first epoch has none
@@ -139,7 +132,7 @@ def record_best_checkpoints(cfg: StudyConfig, results: tune.ResultGrid) -> None:
             tables.set_checkpoint_path(trial_id, best.path)
 
 
-def run_task(cfg: StudyConfig, task: str, concurrency: int) -> tune.ResultGrid:
+def run_task(cfg: StudyConfig, task: str, concurrency: int, tables: StudyTables) -> tune.ResultGrid:
     """Runs (or, with --resume, restores and finishes) the task's Tuner.
 
     Never starts a fresh experiment for a task whose trials the tables already hold (StateNotRestored). A
@@ -147,24 +140,24 @@ def run_task(cfg: StudyConfig, task: str, concurrency: int) -> tune.ResultGrid:
     """
     exp_dir = (cfg.study_dir / task).resolve()
     restore = cfg.resume and tune.Tuner.can_restore(str(exp_dir))
-    if cfg.resume and not restore and study_tables(cfg.tables_dir, cfg.name, cfg.metric).trial_ids(task):
+    if cfg.resume and not restore and tables.trial_ids(task):
         raise StateNotRestored(f"{exp_dir} holds no experiment state of Ray's, but the tables hold {task} trials")
     if restore:
         log.info("restoring %s", exp_dir)
         if cfg.restart_errored:
             # Ray gives a restarted trial a new id; its failed attempt leaves the tables (error.txt stays).
-            tables = study_tables(cfg.tables_dir, cfg.name, cfg.metric)
             for trial_id in tables.errored(task):
                 log.warning("restarting errored %s trial %s from scratch (it gets a new trial id)", task, trial_id)
                 tables.drop_trial(trial_id)
         errored = {"restart_errored": True} if cfg.restart_errored else {"resume_errored": True}
-        tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable(cfg, task), **errored)
+        with restoring_with(tables):  # the saved TablesCallback comes back writing to the driver's tables
+            tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable(cfg, task), **errored)
     else:
-        tuner = build_tuner(cfg, task, concurrency)
+        tuner = build_tuner(cfg, task, concurrency, tables)
     results = tuner.fit()
     if STOP.storage is None:
         StateKeeper(exp_dir).snapshot()  # Ray's final save of the run
-        record_best_checkpoints(cfg, results)
+        record_best_checkpoints(cfg, results, tables)
     return results
 
 

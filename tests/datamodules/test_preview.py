@@ -47,7 +47,7 @@ def test_preview_crop_and_every(tmp_path):
         ["--task", "binary", "--index", "0", "--every", "0"],
     ],
 )
-def test_preview_bad_args_exit_2(tmp_path, bad):
-    with pytest.raises(SystemExit) as e:
-        preview.main([*bad, "--out", str(tmp_path / "x.png")])
-    assert e.value.code == 2
+def test_preview_bad_args_exit_2(tmp_path, bad, capsys):
+    assert preview.main([*bad, "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("preview: error: ") and err.count("\n") == 1  # one line, no usage dump

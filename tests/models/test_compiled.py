@@ -8,10 +8,10 @@ import torch
 
 from datamodules.collate import padded_size
 from datamodules.welllog import WellLogDataModule
+from models.compile_mode import Compile
 from models.compiled import CompileWatch, compile_network, is_compiled
 from models.segmenter import Segmenter
 from models.unet import UNet
-from study.config import resolve_compile
 
 
 def test_compile_in_place_keeps_plain_keys_both_ways():
@@ -23,11 +23,11 @@ def test_compile_in_place_keeps_plain_keys_both_ways():
     eager.load_state_dict(compiled.state_dict())  # and back
 
 
-def test_resolve_compile():
-    assert resolve_compile("on") and not resolve_compile("off")
-    assert resolve_compile("auto") == torch.cuda.is_available()  # tests run on CPU: off
-    with pytest.raises(ValueError, match="auto, on, off"):
-        resolve_compile("yes")
+def test_compile_resolves_auto_on_off():
+    assert Compile("on").resolve() and not Compile("off").resolve()
+    assert Compile("auto").resolve() == torch.cuda.is_available()  # tests run on CPU: off
+    with pytest.raises(ValueError, match="not a valid Compile"):
+        Compile("yes").resolve()
 
 
 def test_watch_counts_graphs_and_seconds_while_on():

@@ -16,10 +16,11 @@ import pandas as pd
 import pytest
 
 from bench.driver import REPO, driver_env
+from results.plan import StudyConfig
 from results.query import load_epochs, load_trials
 from results.schema import FINAL_STATUSES
-from study.config import SMOKE, StudyConfig
 from study.faults import ENV as FAULTS_ENV
+from study.presets import SMOKE
 
 # Tiny rasters: 6 instances of about 160-640 x 24-32 px; 2 epochs. Each trial takes seconds on one core.
 TINY = ["--instances", "6", "--scale", "0.05", "--no-dashboard", "--cpus-per-trial", "1", "--no-report"]

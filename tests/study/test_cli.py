@@ -155,7 +155,8 @@ def test_help_documents_every_flag(capsys):
 
 
 def test_resume_with_a_damaged_table_is_refused_before_ray(tmp_path, home, capsys):
-    from study.config import SMOKE, StudyConfig
+    from results.plan import StudyConfig
+    from study.presets import SMOKE
 
     cfg = StudyConfig(
         name="d", storage=str(tmp_path / "runs"), preset="smoke", tasks=("binary",), task_presets=dict(SMOKE.tasks),

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from study.config import SMOKE, StudyConfig
-from study.run import _preflight, main
+from results.plan import StudyConfig
+from study.prepare import preflight
+from study.presets import SMOKE
+from study.run import main
 from study.state import DAMAGED_DIR
 from tests.study import helpers
 from tests.study.helpers import tmpfs
@@ -67,11 +69,11 @@ def test_preflight_warns_with_the_figures_when_space_is_short(tmp_path, capsys):
         reduction_factor=2, seed=0, metric="val_dice_fg",
     )  # fmt: skip
     with tmpfs(tmp_path / "small", "700k"):
-        _preflight(cfg)
+        preflight(cfg)
     err = capsys.readouterr().err
     assert "warning:" in err and "KiB free, less than this study may still write" in err
     assert "checkpoints" in err and "MiB" in err
-    _preflight(replace(cfg, storage=str(tmp_path / "big")))  # plenty of room: silent
+    preflight(replace(cfg, storage=str(tmp_path / "big")))  # plenty of room: silent
     assert capsys.readouterr().err == ""
 
 

@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from models.hparams import TrialParams
-from study.config import SMOKE
+from study.presets import SMOKE
 from study.search import RAY_TRIAL_ID, StudySearch, journal_path, open_study, reconcile
 from study.space import Space
 

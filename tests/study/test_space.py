@@ -2,10 +2,10 @@ import optuna
 import pytest
 
 from datamodules.labels import TASKS
-from models.hparams import TrialParams, loss_kwargs, param_types
+from models.hparams import TrialParams, param_types
 from models.losses import LOSSES
 from models.segmenter import Segmenter
-from study.config import FULL, SMOKE
+from study.presets import FULL, SMOKE
 from study.space import DOMAINS, Space, sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -14,7 +14,10 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def test_every_loss_parameter_has_a_search_domain_and_a_trial_field():
     params = {p for specs in LOSSES.values() for spec in specs.values() for p in spec.params}
     assert params == set(DOMAINS)
-    assert {p.name for p in params} <= set(TrialParams.__dataclass_fields__) == set(param_types())
+    assert {p.name for p in params} <= set(param_types())
+    every = {"lr": 1e-3, "weight_decay": 0.0, "base_channels": 8, "depth": 3, "loss": "dice", "lr_schedule": "constant"}
+    record = TrialParams.from_config({**every, **{p.name: p.default for p in params}})
+    assert set(record.as_config()) == set(param_types())  # the record holds every declared name
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -33,7 +36,7 @@ def test_sampled_configs_build_valid_segmenters(task, preset):
         losses.add(params.loss)
         if i < 8:  # building is cheap but not free; a handful proves the names line up
             Segmenter(task, base_channels=params.base_channels, depth=params.depth, loss=params.loss,
-                      loss_params=loss_kwargs(params, task), class_frequencies=(0.96, 0.03, 0.01)[: 2 if task ==
+                      loss_params=params.loss_kwargs(task), class_frequencies=(0.96, 0.03, 0.01)[: 2 if task ==
                       "binary" else 3], lr=params.lr, lr_schedule=params.lr_schedule)  # fmt: skip
         study.tell(trial, float(i % 7))
     assert len(losses) >= 3

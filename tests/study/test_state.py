@@ -8,7 +8,8 @@ import pickle
 
 import pytest
 
-from study.callbacks import StateNotRestored, TablesCallback, forget_tables
+from results.tables import StudyTables
+from study.callbacks import StateNotRestored, TablesCallback, restoring_with
 from study.state import (
     DAMAGED_DIR,
     GOOD_DIR,
@@ -121,27 +122,26 @@ def test_a_good_copy_survives_a_crash_in_the_middle_of_its_swap(tmp_path):
     assert good_copy(exp) is not None
 
 
-def _callback(tmp_path) -> TablesCallback:
-    return TablesCallback(tmp_path / "s" / "tables", "s", "val_dice_fg", "binary", 2, 1.0)
-
-
 def test_ray_starting_a_fresh_experiment_under_a_study_with_trials_is_refused(tmp_path):
-    from study.callbacks import study_tables
+    tables = StudyTables(tmp_path / "s" / "tables", "s", "val_dice_fg")
+    callback = TablesCallback(tables, "binary", 2, 1.0)
+    callback.on_step_begin(0, [])  # a new study: nothing in the tables, a fresh start is right
+    tables.record_trial(
+        "t1", "binary", status="running", params={}, epoch_budget=2, devices=1.0, started_at=None,
+        finished_at=None, node="", checkpoint_path=None,
+    )  # fmt: skip
+    with pytest.raises(StateNotRestored, match="fresh, empty experiment"):
+        TablesCallback(tables, "binary", 2, 1.0).on_step_begin(0, [])  # a run that should have restored t1
 
-    forget_tables()
-    try:
-        tables = study_tables(tmp_path / "s" / "tables", "s", "val_dice_fg")
-        callback = _callback(tmp_path)
-        callback.on_step_begin(0, [])  # a new study: nothing in the tables, a fresh start is right
-        tables.record_trial(
-            "t1", "binary", status="running", params={}, epoch_budget=2, devices=1.0, started_at=None,
-            finished_at=None, node="", checkpoint_path=None,
-        )  # fmt: skip
-        with pytest.raises(StateNotRestored, match="fresh, empty experiment"):
-            _callback(tmp_path).on_step_begin(0, [])  # the first step of a run that should have restored t1
-        assert pickle.loads(pickle.dumps(callback)).task == "binary"  # still picklable (it lives in tuner.pkl)
-    finally:
-        forget_tables()
+
+def test_the_callback_ray_restores_writes_to_the_tables_the_driver_hands_down(tmp_path):
+    tables = StudyTables(tmp_path / "s" / "tables", "s", "val_dice_fg")
+    saved = pickle.dumps(TablesCallback(tables, "binary", 2, 1.0))  # it lives in Ray's tuner.pkl
+    with restoring_with(tables):
+        restored = pickle.loads(saved)
+    assert restored.task == "binary" and restored.tables is tables
+    with pytest.raises(RuntimeError, match="no tables"):
+        pickle.loads(saved)  # unpickled outside a restore: said, never a writer of its own
 
 
 def test_checkpoints_the_good_copy_names_come_back_after_ray_deleted_them(tmp_path):

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from study.config import FULL, SMOKE, StudyConfig
+from results.plan import StudyConfig
 from study.faults import fill
+from study.presets import FULL, SMOKE
 from study.storage import (
     RESERVE_FILE,
     check_writable,

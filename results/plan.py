@@ -1,0 +1,116 @@
+"""The plan of a study: what ``study.run`` resolved from a preset and the flags, saved as ``study.json`` in the
+study directory. The study layer fills it; the readers (the report, ``results.show``) and the trials read it.
+
+Frozen records, no Ray and no torch here: reading a plan needs neither.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from datamodules.labels import TASKS
+from models.compile_mode import Compile
+
+if TYPE_CHECKING:
+    from datamodules.welllog import WellLogDataModule
+
+STUDY_FILE = "study.json"  # the saved plan, in the study directory
+
+
+@dataclass(frozen=True)
+class TaskPreset:
+    """The run shape of one task: data, batching and the network sizes the search may pick."""
+
+    n_instances: int
+    batch_size: int
+    scale: float
+    base_channels: tuple[int, ...]
+    depths: tuple[int, int]  # inclusive range searched
+    checkpoint_levels: int = 0  # finest U-Net levels recomputed in backward (memory for time; never searched)
+
+    def datamodule(self, task: str, *, seed: int, num_workers: int = 0) -> WellLogDataModule:
+        """The one way a study builds the data of ``task`` from its preset (trials, the driver, the report).
+
+        Args:
+            task: ``binary`` or ``multiclass``.
+            seed: the data seed of the study (rasters are deterministic per seed, task and index).
+            num_workers: DataLoader worker processes (0: render in the training process).
+
+        Returns:
+            The LightningDataModule over this preset's instances, batch size and scale.
+        """
+        from datamodules.welllog import WellLogDataModule  # imports torch and Lightning: only when data is needed
+
+        return WellLogDataModule(
+            task, self.n_instances, self.batch_size, scale=self.scale, seed=seed, num_workers=num_workers
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskPreset:
+        return cls(**{**data, "base_channels": tuple(data["base_channels"]), "depths": tuple(data["depths"])})
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a study needs, resolved from the preset and the flags. Saved as ``study.json``."""
+
+    name: str
+    storage: str
+    preset: str
+    tasks: tuple[str, ...]
+    task_presets: dict[str, TaskPreset]
+    epochs: int
+    num_samples: int
+    max_concurrent: int | None
+    gpus_per_trial: float
+    cpus_per_trial: float
+    grace_period: int
+    reduction_factor: int
+    seed: int
+    metric: str
+    address: str | None = None
+    compile: Compile = Compile.AUTO
+    dashboard: bool = True
+    dashboard_host: str = "127.0.0.1"
+    resume: bool = field(default=False, compare=False)
+    restart_errored: bool = field(default=False, compare=False)
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.storage) / self.name
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.study_dir / "tables"
+
+    def num_workers(self) -> int:
+        """DataLoader workers per trial: the trial's CPUs less the one that trains."""
+        return max(0, int(self.cpus_per_trial) - 1)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("resume")
+        data.pop("restart_errored")
+        data["compile"] = self.compile.value
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> StudyConfig:
+        """Raises ValueError, TypeError or KeyError for a file that is not a plan of this version."""
+        data = json.loads(text)
+        data["tasks"] = tuple(data["tasks"])
+        data["task_presets"] = {t: TaskPreset.from_dict(p) for t, p in data["task_presets"].items()}
+        if "compile" in data:
+            data["compile"] = Compile(data["compile"])
+        return cls(**data)
+
+    def with_resume(self) -> StudyConfig:
+        return replace(self, resume=True)
+
+
+def expand_tasks(task: str) -> tuple[str, ...]:
+    """``--task``: one task, or ``both``."""
+    return TASKS if task == "both" else (task,)

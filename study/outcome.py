@@ -1,0 +1,154 @@
+"""How a study's run ends: every trial row settled, the closing lines, and the exit status.
+
+``exit_for`` is the one place an exception that ended the run becomes an exit status (``datamodules.cli.Exit``);
+``stopped`` says why a study stopped with trials unfinished and how to continue it; ``summary`` prints what a
+finished study found.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from datamodules.cli import Exit, UsageError
+from results.plan import StudyConfig
+from results.query import TableError, best_trials, load_trials
+from results.report import ReportError, write_report
+from results.schema import FINAL_STATUSES
+from results.tables import StudyTables
+from study.callbacks import StateNotRestored
+from study.stop import STOP
+from study.storage import release_reserve, storage_failure
+
+log = logging.getLogger(__name__)
+
+
+def resume_command(cfg: StudyConfig) -> str:
+    return f"python -m study.run --resume --name {cfg.name} --storage {cfg.storage}"
+
+
+def finished(tables: StudyTables, task: str) -> int:
+    """Trials of ``task`` that reached a final status, as the driver knows them (also rows the storage refused)."""
+    return sum(status in FINAL_STATUSES for status in tables.statuses(task).values())
+
+
+def settle(cfg: StudyConfig, tables: StudyTables) -> list[str]:
+    """Once the driver stops, no trial row says ``running``: each becomes ``interrupted``, and rows held in
+    memory while the storage failed are written (into the room the reserve kept). Never raises."""
+    if not cfg.tables_dir.is_dir():
+        return []
+    if STOP.storage is not None:
+        release_reserve(cfg.study_dir)
+    try:
+        ids = tables.interrupt_running()
+        if tables.held:
+            tables.flush()
+            tables.held = False
+        return ids
+    except (OSError, TableError) as exc:
+        log.warning(
+            "could not write the final statuses to %s (%s); --resume marks rows left 'running' as interrupted",
+            cfg.tables_dir,
+            exc,
+        )
+        return []
+
+
+def stopped(cfg: StudyConfig, tables: StudyTables, task: str | None) -> int:
+    """The study stopped with trials unfinished: say why and how to continue; returns the exit status."""
+    settle(cfg, tables)
+    if task is None:
+        task = next((t for t in cfg.tasks if finished(tables, t) < cfg.num_samples), cfg.tasks[-1])
+    progress = f"{task} has {finished(tables, task)}/{cfg.num_samples} trials finished"
+    if STOP.storage is not None:
+        print(f"study.run: storage failure: {STOP.storage.line()}; the study stopped: {progress}", file=sys.stderr)
+        print(f"  free space or fix the storage, then continue with: {resume_command(cfg)}", file=sys.stderr)
+        return Exit.STORAGE
+    if STOP.signum is not None:
+        print(f"interrupted ({signal.Signals(STOP.signum).name}): {progress}; continue with:")
+        print(f"  {resume_command(cfg)}")
+        return Exit.for_signal(STOP.signum)
+    statuses = tables.statuses(task)
+    open_trials = [f"{t} ({status})" for t, status in sorted(statuses.items()) if status not in FINAL_STATUSES]
+    never = cfg.num_samples - len(statuses)
+    why = STOP.other or "Ray Tune ended the run although nothing stopped it"
+    left = ", ".join([*open_trials, *([f"{never} never started"] if never > 0 else [])])
+    print(f"unfinished: {progress}: {why}; unfinished: {left}; continue with:")
+    print(f"  {resume_command(cfg)}")
+    return Exit.UNFINISHED
+
+
+def summary(cfg: StudyConfig) -> int:
+    """Prints statuses and the best trial per task; returns the exit code."""
+    trials = load_trials(cfg.study_dir)
+    print(f"\nstudy {cfg.name}: tables in {cfg.tables_dir}")
+    for task in cfg.tasks:
+        rows = trials[trials["task"] == task]
+        counts = rows["status"].value_counts().to_dict()
+        print(f"  {task}: {len(rows)}/{cfg.num_samples} trials {counts}")
+    best = best_trials(cfg.study_dir)
+    for _, row in best.iterrows():
+        print(
+            f"  best {row['task']}: trial {row['trial_id']} {cfg.metric}={row['objective_best']:.4f} "
+            f"at epoch {row['best_epoch']} (checkpoint {row['checkpoint_path']})"
+        )
+    errored = trials[trials["status"] == "error"]
+    for _, row in errored.iterrows():
+        print(f"  ERROR {row['task']} trial {row['trial_id']}: {row['error']} ({row['error_file']})")
+    return Exit.TRIAL_ERRORS if len(errored) else Exit.OK
+
+
+def report(cfg: StudyConfig) -> None:
+    """The study's HTML report beside its tables; a report that cannot be built is said, not fatal."""
+    try:
+        path = write_report(cfg.study_dir, device="auto" if cfg.gpus_per_trial > 0 else "cpu")
+    except ReportError as exc:
+        print(f"report not written: {exc}")
+        return
+    print(f"report: {path}  (rebuild with: python -m results.report {cfg.study_dir})")
+
+
+def exit_for(exc: BaseException, study_dir: Path, study: tuple[StudyConfig, StudyTables] | None) -> int:
+    """The exit status for the exception that ended a run, once what happened is said (one line, and the resume
+    command where there is something to resume). ``study``: the plan and tables once this driver runs the study.
+
+    Re-raises an exception that is none of a study's outcomes: a bug, whose traceback is wanted.
+    """
+    if isinstance(exc, StateNotRestored):
+        print(
+            f"study.run: error: {exc}; nothing was run. Put back a backup of that directory, or start the study "
+            "again under a new --name",
+            file=sys.stderr,
+        )
+        return Exit.USAGE
+    if isinstance(exc, UsageError):
+        print(f"study.run: error: {exc}", file=sys.stderr)
+        return Exit.USAGE
+    if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM:
+        # SIGTERM while Ray was starting, before this driver's handler was back in place: Ray's turned it into this
+        STOP.signum = signal.SIGTERM
+        if study is None:
+            print("interrupted (SIGTERM) while Ray was starting; nothing was run", file=sys.stderr)
+            return Exit.SIGTERM
+        return stopped(*study, None)
+    if isinstance(exc, KeyboardInterrupt):  # a second signal: stop at once
+        signum = STOP.signum or signal.SIGINT
+        print(f"interrupted at once ({signal.Signals(signum).name})", file=sys.stderr)
+        if study is not None:
+            settle(*study)
+            print(f"  continue with: {resume_command(study[0])}", file=sys.stderr)
+        return Exit.for_signal(signum)
+    if isinstance(exc, Exception):
+        # A storage failure that raised through Ray, Optuna or our own writes; or any error once the storage
+        # has failed (Ray reads back files it could not write, e.g. a trial's cut error.pkl).
+        failure = STOP.storage or storage_failure(exc, study_dir.parent, study_dir)
+        if failure is not None:
+            log.debug("after the storage failure", exc_info=exc)
+            if study is None:
+                print(f"study.run: storage failure: {failure.line()}; nothing was run", file=sys.stderr)
+                return Exit.STORAGE
+            STOP.storage_failed(failure)
+            return stopped(*study, None)
+    raise exc

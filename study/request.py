@@ -1,0 +1,298 @@
+"""The command line of ``python -m study.run``, made a ``Request``, and the plan it resolves to.
+
+``parse(argv)`` checks the flags and, for ``--resume``, reads the saved study; ``study_config(req, gpus_seen)``
+resolves the preset and the flags into the plan (``results.plan.StudyConfig``). Neither writes anything nor starts
+Ray. Exit statuses: ``datamodules.cli.Exit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import stat
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from datamodules.cli import Parser, UsageError, non_negative_float, whole_number
+from datamodules.labels import TASKS
+from models.compile_mode import COMPILE_CHOICES, Compile
+from models.metric_names import DEFAULT_OBJECTIVE, OBJECTIVES
+from results.plan import STUDY_FILE, StudyConfig, expand_tasks
+from results.query import TableError
+from results.tables import check_resumable
+from study.lock import current_holder
+from study.presets import PRESETS
+from study.storage import free_text
+
+DESCRIPTION = "run (or resume) a hyperparameter study of the well-log segmenters"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Flags that define the plan of a study (argparse dests). With --resume the saved plan is used: these may be
+# repeated with the saved values (the up-arrow habit), never changed.
+PLAN_FLAGS = (
+    "task", "preset", "num_samples", "epochs", "max_concurrent", "gpus_per_trial",
+    "cpus_per_trial", "seed", "metric", "instances", "scale", "compile",
+)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m study.run", description=DESCRIPTION)
+    g = p.add_argument_group("study")
+    g.add_argument("--task", choices=(*TASKS, "both"), help="which task(s) to tune (default: both)")
+    g.add_argument(
+        "--preset",
+        choices=("auto", *PRESETS),
+        help="run shape: 'full' (reference sizes, 1 GPU per trial), 'smoke' (CPU-sized); "
+        "'auto' (default) picks full where Ray sees GPUs, else smoke",
+    )
+    g.add_argument("--num-samples", type=whole_number(1), help="trials per task (default: from the preset)")
+    g.add_argument("--epochs", type=whole_number(1), help="epoch budget per trial (default: from the preset)")
+    g.add_argument(
+        "--metric",
+        help=f"objective to optimise, one of: {', '.join(OBJECTIVES)} (default: {DEFAULT_OBJECTIVE})",
+    )
+    g.add_argument("--instances", type=whole_number(1), help="rasters per task, train + validation (default: preset)")
+    g.add_argument(
+        "--scale",
+        type=non_negative_float,
+        help="raster scale, 1.0 = full size 3,200-12,800 x 480-640 (default: preset)",
+    )
+    g.add_argument("--seed", type=int, help="seed of the data and the Optuna sampler (default: 0)")
+    g.add_argument(
+        "--compile",
+        choices=COMPILE_CHOICES,
+        help="torch.compile each trial's network: auto (default) = on where the trial runs on a GPU, off on CPU",
+    )
+    r = p.add_argument_group("resources")
+    r.add_argument("--max-concurrent", type=whole_number(1), help="trials at once (default: what Ray allows)")
+    r.add_argument(
+        "--gpus-per-trial", type=non_negative_float, help="GPUs per trial, may be fractional (default: preset)"
+    )
+    r.add_argument(
+        "--cpus-per-trial",
+        type=non_negative_float,
+        help="CPUs per trial; DataLoader workers = CPUs - 1 (default: preset)",
+    )
+    s = p.add_argument_group("storage")
+    s.add_argument("--name", help="study name (default: study-<UTC timestamp>); an existing name needs --resume")
+    s.add_argument(
+        "--storage",
+        default="./runs",
+        help="where studies live: a path, or a file:// URI; shared by all nodes (default: ./runs)",
+    )
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted study --name with its saved plan (plan flags may be repeated, not changed)",
+    )
+    s.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not write STUDY_DIR/report.html when the study ends (python -m results.report writes it later)",
+    )
+    s.add_argument(
+        "--restart-errored",
+        action="store_true",
+        help="with --resume: restart errored trials from scratch instead of resuming them from their checkpoints",
+    )
+    c = p.add_argument_group("cluster and dashboard")
+    c.add_argument(
+        "--address", help="join an existing Ray cluster (e.g. ray://head:10001 or auto) instead of starting one"
+    )
+    c.add_argument("--no-dashboard", action="store_true", help="start the local Ray instance without its dashboard")
+    c.add_argument(
+        "--dashboard-host",
+        default="127.0.0.1",
+        help="interface the dashboard listens on (default: 127.0.0.1, loopback only)",
+    )
+    return p
+
+
+def _storage_path(storage: str) -> Path:
+    parsed = urlparse(storage)
+    if parsed.scheme in ("", "file"):
+        path = Path(parsed.path if parsed.scheme else storage).expanduser()
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--storage {storage!r} is a file, not a directory; give a directory path")
+        return path.resolve()
+    raise UsageError(
+        f"--storage scheme {parsed.scheme!r} is not supported yet; mount the storage on every node and give its path"
+    )
+
+
+def _check_not_writable_by_others(study_dir: Path) -> None:
+    """Restore unpickles files from the study: refuse one that other users could have planted files in."""
+    uid = os.getuid()
+    for d in [study_dir, *(p for p in study_dir.iterdir() if p.is_dir())]:
+        st = d.stat()
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or st.st_uid != uid:
+            raise UsageError(
+                f"refusing to resume from {d}: it is writable by other users or not yours "
+                f"(resume unpickles files from it); fix with: chmod -R go-w {study_dir}"
+            )
+
+
+def _load_study(study_dir: Path) -> StudyConfig:
+    if not study_dir.is_dir():
+        raise UsageError(f"no study at {study_dir}; check --name and --storage (start one without --resume)")
+    marker = study_dir / STUDY_FILE
+    if not marker.is_file():
+        raise UsageError(f"{study_dir} is not a study directory (no {STUDY_FILE}); check --name and --storage")
+    _check_not_writable_by_others(study_dir)
+    try:
+        cfg = StudyConfig.from_json(marker.read_text()).with_resume()
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UsageError(f"{marker} is damaged or from another version ({exc}); start a new study") from None
+    from models.hparams import param_types  # imports torch: only when a study is resumed
+
+    try:  # a damaged or newer table must stop the resume before Ray starts, not inside Tune's callback
+        check_resumable(cfg.tables_dir, param_types())
+    except TableError as exc:
+        raise UsageError(f"{exc}; move the damaged file aside to resume without its rows") from None
+    return cfg
+
+
+@dataclass(frozen=True)
+class Request:
+    """The command line, validated: what to run. Making one writes nothing and starts no Ray."""
+
+    storage: Path
+    name: str
+    resume: bool
+    plan: dict[str, Any]  # the plan flags given (argparse dest -> value)
+    saved: StudyConfig | None  # the study being resumed
+    address: str | None
+    dashboard: bool
+    dashboard_host: str
+    restart_errored: bool
+    report: bool = True
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _saved_matches(cfg: StudyConfig, dest: str, given: Any) -> tuple[bool, Any]:
+    """Whether the flag value ``given`` agrees with the saved plan, and the saved value in the flag's terms."""
+    presets = [cfg.task_presets[t] for t in cfg.tasks]
+    if dest == "task":
+        saved = "both" if tuple(cfg.tasks) == TASKS else ",".join(cfg.tasks)
+        return expand_tasks(given) == tuple(cfg.tasks), saved
+    if dest == "preset":  # auto chose the saved preset when the study started
+        return given in ("auto", cfg.preset), cfg.preset
+    if dest in ("instances", "scale"):
+        attr = "n_instances" if dest == "instances" else "scale"
+        values = sorted({getattr(p, attr) for p in presets})
+        return values == [given], values[0] if len(values) == 1 else values
+    saved = getattr(cfg, dest)
+    return saved == given, saved
+
+
+def check_same_plan(cfg: StudyConfig, plan: dict[str, Any]) -> None:
+    """UsageError naming every plan flag whose value differs from the saved plan, with both values."""
+    differ = []
+    for dest, given in plan.items():
+        same, saved = _saved_matches(cfg, dest, given)
+        if not same:
+            differ.append(f"{_flag(dest)} saved {saved}, given {given}")
+    if differ:
+        raise UsageError(
+            f"--resume continues study {cfg.name!r} with its saved plan, and these flags differ from it: "
+            f"{'; '.join(differ)}; drop them or give the saved values"
+        )
+
+
+def parse(argv: list[str] | None) -> Request:
+    """Arguments to a Request; UsageError (one line) for any mistake. Reads a study to resume, writes nothing."""
+    args = build_parser().parse_args(argv)
+    if args.metric is not None and args.metric not in OBJECTIVES:
+        raise UsageError(f"unknown --metric {args.metric!r}; choose one of: {', '.join(OBJECTIVES)}")
+    if args.scale is not None and not 0.02 <= args.scale <= 1.0:
+        raise UsageError(f"--scale must be in [0.02, 1.0], got {args.scale}")
+    if args.instances is not None and args.instances < 2:
+        raise UsageError("--instances must be >= 2 (one training and one validation raster)")
+    if args.cpus_per_trial is not None and args.cpus_per_trial == 0:
+        raise UsageError("--cpus-per-trial must be > 0 (a trial needs a CPU to run on)")
+    if args.name is not None and not NAME_RE.match(args.name):
+        raise UsageError(f"--name {args.name!r} must be letters, digits, '.', '_' or '-' (max 128)")
+    if args.restart_errored and not args.resume:
+        raise UsageError("--restart-errored only applies with --resume")
+    storage = _storage_path(args.storage)
+    plan = {dest: getattr(args, dest) for dest in PLAN_FLAGS if getattr(args, dest) is not None}
+    saved = None
+    if args.resume:
+        if args.name is None:
+            raise UsageError("--resume needs --name of the study to continue")
+        saved = _load_study(storage / args.name)
+        check_same_plan(saved, plan)
+        name = args.name
+    else:
+        parent = next(p for p in [storage, *storage.parents] if p.exists())
+        if not os.access(parent, os.W_OK):
+            read_only = os.statvfs(parent).f_flag & os.ST_RDONLY
+            reason = f"read-only file system, {free_text(parent)}" if read_only else "not yours to write"
+            raise UsageError(f"--storage {storage} is not writable ({reason}); choose another directory")
+        name = args.name or datetime.now(timezone.utc).strftime("study-%Y%m%d-%H%M%S")
+        held = current_holder(storage, name)
+        if held is not None:
+            raise UsageError(str(held))
+        if (storage / name).exists():
+            raise UsageError(
+                f"study {name!r} already exists in {storage}; use --resume to continue it, or choose another --name"
+            )
+    return Request(
+        storage=storage,
+        name=name,
+        resume=args.resume,
+        plan=plan,
+        saved=saved,
+        address=args.address,
+        dashboard=not args.no_dashboard,
+        dashboard_host=args.dashboard_host,
+        restart_errored=args.restart_errored,
+        report=not args.no_report,
+    )
+
+
+def study_config(req: Request, gpus_seen: bool) -> tuple[StudyConfig, str]:
+    """The StudyConfig a request runs, and how its preset was chosen. Pure: no Ray, nothing written.
+
+    Resuming gives the saved study; a new study takes its preset's values with the plan flags over them
+    (``--preset auto``: ``full`` where Ray sees GPUs, else ``smoke``).
+    """
+    if req.saved is not None:
+        cfg = replace(req.saved, address=req.address or req.saved.address, restart_errored=req.restart_errored)
+        return cfg.with_resume(), f"preset {cfg.preset} (saved)"
+    plan = req.plan
+    asked = plan.get("preset", "auto")
+    preset = PRESETS["full" if gpus_seen else "smoke"] if asked == "auto" else PRESETS[asked]
+    how = f"preset {preset.name}"
+    if asked == "auto":
+        how += f" (auto: Ray sees {'GPUs' if gpus_seen else 'no GPU'})"
+    cfg = StudyConfig(
+        name=req.name,
+        storage=str(req.storage),
+        preset=preset.name,
+        tasks=expand_tasks(plan.get("task", "both")),
+        task_presets={
+            task: replace(tp, n_instances=plan.get("instances", tp.n_instances), scale=plan.get("scale", tp.scale))
+            for task, tp in preset.tasks.items()
+        },
+        epochs=plan.get("epochs", preset.epochs),
+        num_samples=plan.get("num_samples", preset.num_samples),
+        max_concurrent=plan.get("max_concurrent"),
+        gpus_per_trial=plan.get("gpus_per_trial", preset.gpus_per_trial),
+        cpus_per_trial=plan.get("cpus_per_trial", preset.cpus_per_trial),
+        grace_period=preset.grace_period,
+        reduction_factor=preset.reduction_factor,
+        seed=plan.get("seed", 0),
+        metric=plan.get("metric", DEFAULT_OBJECTIVE),
+        address=req.address,
+        compile=Compile(plan.get("compile", Compile.AUTO)),
+        dashboard=req.dashboard,
+        dashboard_host=req.dashboard_host,
+    )
+    return cfg, how

@@ -3,8 +3,10 @@
     python -m bench.faults                              # everything (about 40 min on 2 busy cores)
     python -m bench.faults --only fills --fills 12 --seed 7
 
-Needs root (it mounts tmpfs file systems). Every scenario runs the real CLI (``python -m study.run``) with its
-own HOME and its own study, and frees the space (or makes the storage writable again) before it resumes:
+Run from the repository root, like all of bench (a dev tool, not part of the package): it drives the CLI with
+the tests' ``tests.helpers.driver``. Needs root (it mounts tmpfs file systems). Every scenario runs the real CLI
+(``python -m study.run``) with its own HOME and its own study, and frees the space (or makes the storage writable
+again) before it resumes:
 
 - ``fills``: the disk fills. Seeded fault points (``study/faults.py``: just before a table write, just before a
   trial's checkpoint, inside Ray's state save) on a 40 MiB tmpfs with tiny rasters, and "natural" fills: the
@@ -39,8 +41,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.driver import Driver, driver_env, kill_orphans
 from results.schema import FINISHED_STATUSES
+from tests.helpers.driver import Driver, driver_env, kill_orphans
 
 TINY = ["--instances", "6", "--scale", "0.05", "--no-dashboard", "--no-report", "--cpus-per-trial", "1"]
 TINY += ["--max-concurrent", "2"]

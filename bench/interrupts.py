@@ -2,6 +2,9 @@
 
     python -m bench.interrupts [--interrupts 4 --seed 20261128]
 
+Run from the repository root, like all of bench (a dev tool, not part of the package): it drives the CLI with
+the tests' ``tests.helpers.driver``.
+
 Both studies run the real CLI (a binary study on tiny rasters, 2 trials x 4 epochs, 2 at once, CPU) with their own
 HOME. The interrupted one gets SIGINT at a seeded random moment within the epoch after each start's first new
 one, then the same command plus ``--resume``, until it finishes (a signal that comes after the study ended stops
@@ -23,7 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.driver import Driver, progress
+from tests.helpers.driver import Driver, progress
 
 TASK = ["--task", "binary", "--num-samples", "2", "--epochs", "4", "--instances", "24", "--scale", "0.08"]
 CPU = ["--no-dashboard", "--no-report", "--cpus-per-trial", "1", "--max-concurrent", "2"]

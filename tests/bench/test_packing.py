@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench.packing import main
 
 
+@pytest.mark.slow  # starts 3 worker processes that each import torch and train: about 15 s
 def test_two_processes_against_one(capsys, tmp_path):
     argv = ["--procs", "1,2", "--scale", "0.05", "--base-channels", "4", "--depth", "1", "--seconds", "1"]
     assert main([*argv, "--warmup", "1", "--compile", "off", "--json", str(tmp_path / "p.json")]) == 0

@@ -4,12 +4,12 @@ import torch
 
 from datamodules.collate import PAPER, STRIDE, collate
 from datamodules.labels import IGNORE_INDEX
-from tests.conftest import make_sample
+from tests.helpers.samples import full_height_sample
 
 
 @pytest.mark.parametrize("sizes", [[(60, 200)], [(60, 200), (75, 333)], [(32, 64), (33, 65), (31, 700)]])
 def test_shapes_are_multiples_of_stride_and_sizes_recorded(sizes):
-    samples = [make_sample(h, w, seed=i) for i, (h, w) in enumerate(sizes)]
+    samples = [full_height_sample(h, w, seed=i) for i, (h, w) in enumerate(sizes)]
     batch = collate(samples)
     b, c, h, w = batch.images.shape
     assert (b, c) == (len(sizes), 1)
@@ -22,7 +22,7 @@ def test_shapes_are_multiples_of_stride_and_sizes_recorded(sizes):
 
 
 def test_padding_is_paper_and_ignore_and_content_preserved():
-    samples = [make_sample(40, 100, seed=1), make_sample(70, 300, seed=2, n_curves=1)]
+    samples = [full_height_sample(40, 100, seed=1), full_height_sample(70, 300, seed=2, n_curves=1)]
     batch = collate(samples)
     for i, s in enumerate(samples):
         h, w = s.image.shape
@@ -46,7 +46,7 @@ def test_padding_is_paper_and_ignore_and_content_preserved():
 
 
 def test_collate_does_not_depend_on_batch_neighbours_for_content():
-    a, b = make_sample(50, 120, seed=3), make_sample(50, 900, seed=4)
+    a, b = full_height_sample(50, 120, seed=3), full_height_sample(50, 900, seed=4)
     alone = collate([a])
     paired = collate([a, b])
     h, w = alone.images.shape[-2:]

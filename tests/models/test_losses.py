@@ -9,14 +9,14 @@ from datamodules.collate import collate
 from datamodules.labels import IGNORE_INDEX
 from models.losses import LOSSES, build_loss, class_weights_from_frequencies, loss_params
 from models.modes import mode_for
-from tests.models.test_metrics import make_sample, oracle_logits
+from tests.helpers.samples import one_track_sample, oracle_logits
 
 CASES = [(task, name) for task, names in LOSSES.items() for name in names]
 FREQUENCIES = (0.96, 0.025, 0.015)
 
 
 def _data(task):
-    batch = collate([make_sample(task, h=48, w=100, seed=1), make_sample(task, h=64, w=128, seed=2)])
+    batch = collate([one_track_sample(task, h=48, w=100, seed=1), one_track_sample(task, h=64, w=128, seed=2)])
     torch.manual_seed(0)
     logits = torch.randn(2, mode_for(task).out_channels, *batch.labels.shape[1:])
     return logits, batch
@@ -73,9 +73,9 @@ def test_truth_is_near_minimal(task, name):
 
 @pytest.mark.parametrize(("task", "name"), CASES)
 def test_padding_invariance(task, name):
-    sample = make_sample(task, h=48, w=100, seed=5)
+    sample = one_track_sample(task, h=48, w=100, seed=5)
     alone = collate([sample])  # 64 x 128
-    wide = collate([sample, make_sample(task, h=64, w=300, seed=6)])  # 64 x 320
+    wide = collate([sample, one_track_sample(task, h=64, w=300, seed=6)])  # 64 x 320
     torch.manual_seed(1)
     fixed = torch.randn(1, mode_for(task).out_channels, 64, 320)
     padded_logits = torch.where(wide.labels[:1].unsqueeze(1) == IGNORE_INDEX, torch.randn_like(fixed) * 9, fixed)

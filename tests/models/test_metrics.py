@@ -26,52 +26,12 @@ from models.metrics import (
     metrics_from_logits,
 )
 from models.modes import mode_for
-
-TRACK = (8.0, 56.0)  # (top, bottom) row of the one track; height 48 px
-
-
-def make_sample(task: str, h: int = 64, w: int = 256, seed: int = 0, shift: int = 0) -> Sample:
-    """A hand-built raster: two smooth 2-px-thick curves inside one track, with known centre rows.
-
-    Each curve covers rows r0(x) and r0(x) + 1, so its true centreline is r0(x) + 0.5. The label is moved
-    down by ``shift`` rows (the side channel is not), and a small ignored blotch sits in the top corner.
-    """
-    rng = np.random.default_rng(seed)
-    x = np.arange(w)
-    bases = (h * 5 // 16, h * 19 // 32)  # rows 20 and 38 at h = 64; binary: both curves class 1
-    label = np.zeros((h, w), dtype=np.uint8)
-    rows, classes = [], []
-    for k, base in enumerate(bases):
-        phase = rng.uniform(0, 2 * np.pi)
-        r0 = np.round(base + 4 * np.sin(2 * np.pi * x / w + phase)).astype(int)  # (W,)
-        cls = 1 if task == "binary" else k + 1
-        label[r0 + shift, x] = cls
-        label[r0 + 1 + shift, x] = cls
-        rows.append(r0 + 0.5)
-        classes.append(cls)
-    label[:3, :5] = IGNORE_INDEX
-    image = np.where(label == 0, 255, 40).astype(np.uint8)
-    return Sample(
-        image=image,
-        label=label,
-        curve_rows=np.stack(rows).astype(np.float32),
-        curve_classes=np.array(classes, dtype=np.int64),
-        curve_tracks=np.array([TRACK] * len(bases), dtype=np.float32),
-    )
-
-
-def oracle_logits(task: str, labels: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
-    """Large one-hot logits of the labels (255 read as background). (B, H, W) -> (B, C, H, W)."""
-    labels = torch.where(labels == IGNORE_INDEX, 0, labels)
-    if mode_for(task).is_binary:
-        return (scale * (2.0 * labels.float() - 1.0)).unsqueeze(1)
-    onehot = torch.nn.functional.one_hot(labels, 3).permute(0, 3, 1, 2).float()
-    return scale * (2.0 * onehot - 1.0)
+from tests.helpers.samples import TRACK, one_track_sample, oracle_logits
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
 def test_ground_truth_scores_perfectly(task):
-    batch = collate([make_sample(task)])
+    batch = collate([one_track_sample(task)])
     m = metrics_from_logits(task, oracle_logits(task, batch.labels), batch)
     for c in range(mode_for(task).num_classes):
         assert m[f"val_iou_c{c}"] == pytest.approx(1.0)
@@ -104,7 +64,7 @@ def _stripes(shape: tuple[int, int, int], cls: int, every: int = 3) -> torch.Ten
 
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
 def test_degenerate_predictions_lose_on_every_curve_metric(task):
-    batch = collate([make_sample(task)])
+    batch = collate([one_track_sample(task)])
     truth = batch.labels.clone()
     perfect = metrics_from_logits(task, oracle_logits(task, truth), batch)
     last = mode_for(task).curve_classes[-1]
@@ -127,7 +87,7 @@ def test_degenerate_predictions_lose_on_every_curve_metric(task):
 def test_stripes_lose_on_the_precision_side():
     """The issue's case: stripes every 3 rows reach every column (coverage 1), yet score far worse."""
     task = "binary"
-    batch = collate([make_sample(task)])
+    batch = collate([one_track_sample(task)])
     stripes = metrics_from_logits(task, oracle_logits(task, _stripes(batch.labels.shape, 1)), batch)
     assert stripes[CURVE_COVERAGE] == 1.0
     assert stripes[CURVE_MAE] > 0.5 * CAP  # most of its ink is far from any curve
@@ -136,7 +96,7 @@ def test_stripes_lose_on_the_precision_side():
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
 def test_adding_false_pixels_never_pays(task):
     """Pixels away from every curve raise the chamfer, whatever the prediction they are added to."""
-    batch = collate([make_sample(task)])
+    batch = collate([one_track_sample(task)])
     truth = torch.where(batch.labels == 255, 0, batch.labels)
     rng = np.random.default_rng(0)
     far = torch.zeros_like(truth, dtype=torch.bool)
@@ -150,8 +110,8 @@ def test_adding_false_pixels_never_pays(task):
 
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
 def test_two_pixel_shift_breaks_iou_not_tolerant_f1(task):
-    truth = collate([make_sample(task)])
-    shifted = collate([make_sample(task, shift=2)])
+    truth = collate([one_track_sample(task)])
+    shifted = collate([one_track_sample(task, shift=2)])
     m = metrics_from_logits(task, oracle_logits(task, shifted.labels), truth)
     assert m[IOU_FG] < 0.6
     assert m[F1_TOL2] >= 0.95
@@ -185,7 +145,7 @@ def test_r2_at_300_points_of_a_two_pixel_shift_on_a_48_px_track():
 
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
 def test_keys_are_declared_names(task):
-    batch = collate([make_sample(task)])
+    batch = collate([one_track_sample(task)])
     m = metrics_from_logits(task, oracle_logits(task, batch.labels), batch)
     assert set(m) <= set(METRICS)
     assert {IOU_FG, DICE_FG, MIOU_ALL, F1_TOL2, CURVE_MAE, CURVE_COVERAGE, R2_300, MAE_300} <= set(m)
@@ -193,8 +153,8 @@ def test_keys_are_declared_names(task):
 
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
 def test_padding_never_counts(task):
-    sample = make_sample(task, h=50, w=200, seed=3)
-    wide = make_sample(task, h=64, w=320, seed=4)
+    sample = one_track_sample(task, h=50, w=200, seed=3)
+    wide = one_track_sample(task, h=64, w=320, seed=4)
     alone = collate([sample])  # padded to 64 x 224
     padded = collate([sample, wide])  # padded to 64 x 320
     torch.manual_seed(0)
@@ -210,7 +170,7 @@ def test_padding_never_counts(task):
 
 def test_missing_prediction_lowers_coverage_and_counts_as_the_cap():
     task = "multiclass"
-    batch = collate([make_sample(task)])
+    batch = collate([one_track_sample(task)])
     labels = torch.where(batch.labels == 255, 0, batch.labels)
     labels[..., 100:140] = 0  # nothing predicted in 40 of 256 columns
     m = metrics_from_logits(task, oracle_logits(task, labels), batch)
@@ -222,8 +182,8 @@ def test_missing_prediction_lowers_coverage_and_counts_as_the_cap():
 def test_accumulates_over_batches_and_resets():
     task = "binary"
     metric = SegmentationMetrics(task)
-    good = collate([make_sample(task)])
-    bad = collate([make_sample(task, seed=1)])
+    good = collate([one_track_sample(task)])
+    bad = collate([one_track_sample(task, seed=1)])
     metric.update(oracle_logits(task, good.labels), good)
     metric.update(-20 * torch.ones(1, 1, 64, 256), bad)  # predicts nothing
     out = metric.compute()

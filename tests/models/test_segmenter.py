@@ -9,7 +9,7 @@ import torch
 from datamodules.collate import collate
 from models.metric_names import METRICS
 from models.segmenter import Segmenter
-from tests.models.test_metrics import make_sample
+from tests.helpers.samples import one_track_sample
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_hyperparameters_saved_with_resolved_loss():
 @pytest.mark.parametrize(("task", "schedule"), [("binary", "onecycle"), ("multiclass", "cosine")])
 def test_fit_logs_only_declared_metrics(task, schedule):
     torch.manual_seed(0)
-    batches = [collate([make_sample(task, seed=i)]) for i in range(2)]
+    batches = [collate([one_track_sample(task, seed=i)]) for i in range(2)]
     loader = torch.utils.data.DataLoader(batches, batch_size=None)
     model = Segmenter(task, base_channels=4, depth=2, lr_schedule=schedule, max_epochs=1)
     trainer = L.Trainer(

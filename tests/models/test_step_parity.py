@@ -18,14 +18,14 @@ from torch.optim.lr_scheduler import OneCycleLR
 
 from datamodules.collate import collate
 from models.segmenter import Segmenter
-from tests.models.test_metrics import make_sample
+from tests.helpers.samples import one_track_sample
 
 N_STEPS = 6
 LR, WD = 1e-2, 1e-4
 
 
 def _batches():
-    return [collate([make_sample("binary", h=32, w=64, seed=i)]) for i in range(N_STEPS)]
+    return [collate([one_track_sample("binary", h=32, w=64, seed=i)]) for i in range(N_STEPS)]
 
 
 def _reference(model: Segmenter, batches, order: str) -> dict[str, torch.Tensor]:

@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from bench.driver import Driver, kill_orphans, progress
 from results.query import load_trials
 from study.lock import ENV_HEARTBEAT, ENV_LAPSE, lock_path
-from tests.study.helpers import TINY, check_tables, env_for
+from tests.helpers.driver import Driver, kill_orphans, progress
+from tests.helpers.study import TINY, check_tables, env_for
 
 pytestmark = pytest.mark.slow
 

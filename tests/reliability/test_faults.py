@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from results.query import load_trials
-from tests.study.helpers import TINY, check_tables, fired, reported_epochs, study
+from tests.helpers.study import TINY, check_tables, fired, reported_epochs, study
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ from collections import Counter
 
 import pytest
 
-from bench.driver import Driver, progress
-from tests.study.helpers import check_tables, reported_epochs, study
+from tests.helpers.driver import Driver, progress
+from tests.helpers.study import check_tables, reported_epochs, study
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from tests.study.helpers import check_tables, script
+from tests.helpers.study import check_tables, script
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,8 @@ import pytest
 
 from results.query import load_epochs, load_trials
 from study.faults import FILLER
-from tests.study.helpers import REPO, TINY, check_tables, env_for, study, tmpfs
+from tests.helpers.study import REPO, TINY, check_tables, env_for, study
+from tests.helpers.tmpfs import tmpfs
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from results import report
 from results.query import load_trials
 from results.schema import EPOCHS_FILE, TRIALS_FILE
 from results.tables import write_atomic
-from tests.results.report_html import CHROMIUM, TASK_SECTIONS, open_in_browser, parse
+from tests.helpers.report_page import CHROMIUM, TASK_SECTIONS, open_in_browser, parse
 
 REPO = Path(__file__).resolve().parents[2]
 

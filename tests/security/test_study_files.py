@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.study.helpers import study
+from tests.helpers.study import study
 
 
 class _Planted:

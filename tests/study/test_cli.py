@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from study.run import main, parse, study_config
-from tests.study.helpers import saved_study
+from tests.helpers.study import saved_study
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,6 +126,7 @@ def test_resume_refuses_a_changed_plan_naming_both_values(tmp_path, home, capsys
     assert not (home / ".ray").exists()
 
 
+@pytest.mark.slow  # a `python -m study.run` subprocess: the import of the CLI alone takes about 10 s
 def test_bad_input_starts_no_ray_as_a_command(tmp_path):
     env = {**os.environ, "HOME": str(tmp_path)}
     proc = subprocess.run(

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from results.query import load_trials
-from tests.study.helpers import REPO, TINY, check_tables, env_for, script
+from tests.helpers.study import REPO, TINY, check_tables, env_for, script
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from results.query import best_trials, load_epochs, load_trials
 from study.search import RAY_TRIAL_ID, journal_path, open_study
-from tests.study.helpers import REPO, TINY, check_tables, env_for, study
+from tests.helpers.study import REPO, TINY, check_tables, env_for, study
 
 OPTUNA_STATE = {"completed": TrialState.COMPLETE, "stopped_early": TrialState.PRUNED, "error": TrialState.FAIL}
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from study.lock import ENV_HEARTBEAT, ENV_LAPSE, LockHeld, StudyLock, current_holder, lock_path
-from tests.study.helpers import REPO
+from tests.helpers.study import REPO
 
 
 @pytest.fixture

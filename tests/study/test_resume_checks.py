@@ -11,13 +11,13 @@ from study.prepare import preflight
 from study.presets import SMOKE
 from study.run import main
 from study.state import DAMAGED_DIR
-from tests.study import helpers
-from tests.study.helpers import tmpfs
-from tests.study.test_state import S1, cut, write_state
+from tests.helpers import study as study_helpers
+from tests.helpers.state import S1, cut, write_state
+from tests.helpers.tmpfs import tmpfs
 
 
 def saved_study(tmp_path, with_trial: bool = True):
-    return helpers.saved_study(tmp_path, with_trial=with_trial, num_samples=2)
+    return study_helpers.saved_study(tmp_path, with_trial=with_trial, num_samples=2)
 
 
 def resume(cfg, capsys) -> tuple[int, str]:

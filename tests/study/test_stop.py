@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from study.stop import exit_status
-from tests.study.helpers import REPO
+from tests.helpers.study import REPO
 
 
 def test_exit_statuses_follow_the_shell():

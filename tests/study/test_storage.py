@@ -20,7 +20,7 @@ from study.storage import (
     repair_journal,
     storage_failure,
 )
-from tests.study.helpers import tmpfs
+from tests.helpers.tmpfs import tmpfs
 
 
 class FakeRayTaskError(Exception):

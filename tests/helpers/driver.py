@@ -1,5 +1,9 @@
-"""`python -m study.run` as a child process with its own HOME, for the benchmarks and tests that interrupt, kill or
-race real drivers: its output collected line by line, the moment its first trial starts noted."""
+"""`python -m study.run` as a child process with its own HOME, for the tests and benchmarks that interrupt, kill or
+race real drivers: its output collected line by line, the moment its first trial starts noted.
+
+A test helper that ``bench/faults.py`` and ``bench/interrupts.py`` import too: bench is a dev tool, run from the
+repository root (``python -m bench.faults``), where ``tests`` is importable; it is not part of the installed
+package, and neither is this module."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STARTED = "started with configuration"  # Ray Tune's line when a trial starts
 
 

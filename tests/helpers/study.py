@@ -1,26 +1,22 @@
-"""Run the real CLI in a subprocess with its own HOME (no real Ray token is touched) and check tables."""
+"""Run the real CLI in a subprocess with its own HOME (no real Ray token is touched), lay out a saved study
+directory, and check the tables every finished study keeps."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
-from bench.driver import REPO, driver_env
 from results.plan import StudyConfig
 from results.query import load_epochs, load_trials
 from results.schema import FINAL_STATUSES
 from study.faults import ENV as FAULTS_ENV
 from study.presets import SMOKE
+from tests.helpers.driver import REPO, driver_env
 
 # Tiny rasters: 6 instances of about 160-640 x 24-32 px; 2 epochs. Each trial takes seconds on one core.
 TINY = ["--instances", "6", "--scale", "0.05", "--no-dashboard", "--cpus-per-trial", "1", "--no-report"]
@@ -95,42 +91,6 @@ def check_tables(study_dir: Path, tasks: tuple[str, ...], n_trials: int, epochs:
     objective = trials["objective"].iloc[0]
     assert rows[objective].notna().all()
     return trials, rows
-
-
-class Tmpfs:
-    """A real small file system (tmpfs) mounted at ``path``: fills up, turns read-only, grows, like a disk."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def remount(self, *options: str) -> None:
-        subprocess.run(["mount", "-o", ",".join(["remount", *options]), str(self.path)], check=True)
-
-    def free(self) -> int:
-        st = os.statvfs(self.path)
-        return st.f_bavail * st.f_frsize
-
-
-@contextmanager
-def tmpfs(path: Path, size: str) -> Iterator[Tmpfs]:
-    """Mount a tmpfs of ``size`` (e.g. "24m") at ``path`` for the block; skips the test where mounting is not
-    permitted (it needs root or CAP_SYS_ADMIN). Always unmounted, lazily if a process still holds a file."""
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command: these tests need a real small file system (tmpfs)")
-    path.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)], capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        pytest.skip(
-            f"cannot mount a tmpfs at {path} ({proc.stderr.strip() or proc.returncode}): these tests need root or "
-            "CAP_SYS_ADMIN to build a real small file system"
-        )
-    try:
-        yield Tmpfs(path)
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def saved_study(tmp_path: Path, *, with_trial: bool = False, **changes) -> StudyConfig:

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from results.schema import FINISHED_STATUSES
-from tests.helpers.driver import Driver, driver_env, kill_orphans
+from tests.helpers.driver import STARTED, Driver, driver_env, kill_orphans
 
 TINY = ["--instances", "6", "--scale", "0.05", "--no-dashboard", "--no-report", "--cpus-per-trial", "1"]
 TINY += ["--max-concurrent", "2"]
@@ -251,7 +251,7 @@ def scenario_sigterm(root: Path, rng: random.Random) -> Outcome:
     seen: set = set()
     driver = start(full, root / "h0")
     deadline = time.monotonic() + 600
-    while "started with configuration" not in driver.output and time.monotonic() < deadline:
+    while STARTED not in driver.output and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(delay)
     if driver.proc.poll() is None:

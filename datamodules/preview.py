@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"preview: error: {exc}", file=sys.stderr)
         return Exit.USAGE
-    print(f"wrote {args.out} ({s.image.shape[0]}x{s.image.shape[1]}, {len(s.curve_classes)} curves)")
+    h, w = s.image.shape
+    print(f"wrote {args.out} ({w} x {h} px, width x height; {len(s.curve_classes)} curves)")
     return Exit.OK
 
 

@@ -71,7 +71,9 @@ def _keep_conv_backward_dynamic() -> None:
         return
     if getattr(conv, "convolution_backward_lowering", None) is None:
         return
-    lowering.register_lowering(op, type_promotion_kind=None)(lowering.fallback_handler(op, add_to_fallback_set=False))
+    # fallback_handler is an unannotated function of torch's (torch._inductor.lowering); it returns the handler.
+    handler = lowering.fallback_handler(op, add_to_fallback_set=False)  # type: ignore[no-untyped-call]
+    lowering.register_lowering(op, type_promotion_kind=None)(handler)
     log.debug("inductor: aten.convolution_backward lowered as the ATen fallback (keeps H and W symbolic)")
 
 
@@ -97,10 +99,10 @@ class CompileWatch(L.Callback):
 
         return int(counters["stats"]["unique_graphs"])
 
-    def _on_start(self, *_args) -> None:  # torch >= 2.7 passes CallbackArgs, older versions nothing
+    def _on_start(self, *_args: object) -> None:  # torch >= 2.7 passes CallbackArgs, older versions nothing
         self._began = time.perf_counter()
 
-    def _on_end(self, *_args) -> None:
+    def _on_end(self, *_args: object) -> None:
         if self._began is not None:
             self.seconds += time.perf_counter() - self._began
             self._began = None
@@ -140,8 +142,8 @@ class CompileWatch(L.Callback):
         before, self._reported = self._reported, now
         return {k: now[k] - before[k] for k in now}
 
-    def setup(self, trainer, pl_module, stage) -> None:
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.start()
 
-    def teardown(self, trainer, pl_module, stage) -> None:
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.stop()

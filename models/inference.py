@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from datamodules.cli import UsageError
@@ -53,7 +54,7 @@ class Prediction:
     candidate point, sorted (``models.extraction.candidates_table``).
     """
 
-    classes: np.ndarray
+    classes: npt.NDArray[np.uint8]
     curves: list[tuple[int, int, float]]
 
 
@@ -106,7 +107,7 @@ def load_checkpoint(path: Path | str, device: str = "cpu") -> LoadedCheckpoint:
     return LoadedCheckpoint(file, model, hparams["task"], device, dict(data) if isinstance(data, dict) else {})
 
 
-def _as_sample(image: np.ndarray) -> Sample:
+def _as_sample(image: npt.NDArray[np.uint8]) -> Sample:
     """An unlabelled raster in the shape the collate takes: no curves, every pixel background."""
     h, w = image.shape
     return Sample(
@@ -118,7 +119,7 @@ def _as_sample(image: np.ndarray) -> Sample:
     )
 
 
-def logits_of(ckpt: LoadedCheckpoint, image: np.ndarray) -> torch.Tensor:
+def logits_of(ckpt: LoadedCheckpoint, image: npt.NDArray[np.uint8]) -> torch.Tensor:
     """The model's logits for one grey raster, padded through the fixed collate and cropped back.
 
     Shape: image (H, W) uint8 -> (1, C, H, W) float32 on the CPU.
@@ -128,11 +129,11 @@ def logits_of(ckpt: LoadedCheckpoint, image: np.ndarray) -> torch.Tensor:
     h, w = image.shape
     batch = collate([_as_sample(image)])  # images (1, 1, Hp, Wp), Hp and Wp multiples of 32
     with torch.inference_mode():
-        logits = ckpt.model(batch.images.to(ckpt.device))  # (1, C, Hp, Wp)
+        logits: torch.Tensor = ckpt.model(batch.images.to(ckpt.device))  # (1, C, Hp, Wp)
     return logits[:, :, :h, :w].float().cpu()  # (1, C, H, W): the padding is not part of the image
 
 
-def segment(ckpt: LoadedCheckpoint, image: np.ndarray) -> Prediction:
+def segment(ckpt: LoadedCheckpoint, image: npt.NDArray[np.uint8]) -> Prediction:
     """Class map and extracted curve points of one grey raster (H, W) uint8."""
     mode = ckpt.model.mode
     logits = logits_of(ckpt, image)  # (1, C, H, W)

@@ -44,6 +44,8 @@ class _ModeLoss(nn.Module):
 
 
 class BCELoss(_ModeLoss):
+    pos_weight: torch.Tensor  # a buffer (register_buffer), not a parameter
+
     def __init__(self, mode: TaskMode, pos_weight: float = 1.0) -> None:
         super().__init__(mode)
         self.register_buffer("pos_weight", torch.tensor(float(pos_weight)), persistent=False)
@@ -56,6 +58,8 @@ class BCELoss(_ModeLoss):
 
 
 class CELoss(_ModeLoss):
+    class_weights: torch.Tensor  # a buffer (register_buffer), not a parameter
+
     def __init__(self, mode: TaskMode, class_weights: Sequence[float] | None = None) -> None:
         super().__init__(mode)
         w = torch.ones(mode.num_classes) if class_weights is None else torch.tensor(class_weights).float()
@@ -70,6 +74,8 @@ class CELoss(_ModeLoss):
 
 class FocalLoss(_ModeLoss):
     """Focal loss. Binary: alpha balances positives; multiclass: ``class_weights`` act as per-class alpha."""
+
+    class_weights: torch.Tensor  # a buffer (register_buffer), not a parameter
 
     def __init__(
         self,
@@ -127,7 +133,8 @@ class SumLoss(nn.Module):
         self.first, self.second, self.weight = first, second, weight
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.first(logits, target) + self.weight * self.second(logits, target)
+        total: torch.Tensor = self.first(logits, target) + self.weight * self.second(logits, target)
+        return total
 
 
 def class_weights_from_frequencies(freqs: Sequence[float], scheme: str) -> tuple[float, ...]:

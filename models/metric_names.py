@@ -33,10 +33,39 @@ PER_CLASS_METRICS: dict[str, Mode] = {
 }
 TRAIN_METRICS: dict[str, Mode] = {"train_loss": "min"}
 
-METRICS: dict[str, Mode] = {**TRAIN_METRICS, **VAL_METRICS, **PER_CLASS_METRICS}
+# The second validation set (``study.run --val-data``: real scans, typically): every validation metric again, on
+# its rasters, under its own prefix (``val2_dice_fg`` beside ``val_dice_fg``).
+VAL_PREFIX, VAL2_PREFIX = "val_", "val2_"
+
+
+def second_set(name: str) -> str:
+    """The second validation set's name of a validation metric: ``val_dice_fg`` -> ``val2_dice_fg``."""
+    if not name.startswith(VAL_PREFIX):
+        raise KeyError(f"{name!r} is not a validation metric")
+    return VAL2_PREFIX + name[len(VAL_PREFIX) :]
+
+
+def first_set(name: str) -> str:
+    """The first validation set's name of a metric of either set: ``val2_dice_fg`` -> ``val_dice_fg``."""
+    return VAL_PREFIX + name[len(VAL2_PREFIX) :] if name.startswith(VAL2_PREFIX) else name
+
+
+VAL2_METRICS: dict[str, Mode] = {second_set(name): mode for name, mode in VAL_METRICS.items()}
+VAL2_PER_CLASS_METRICS: dict[str, Mode] = {second_set(name): mode for name, mode in PER_CLASS_METRICS.items()}
+# The metrics with a best_<metric> column in the trials table: both sets' summary metrics.
+BEST_METRICS: dict[str, Mode] = {**VAL_METRICS, **VAL2_METRICS}
+
+METRICS: dict[str, Mode] = {
+    **TRAIN_METRICS,
+    **VAL_METRICS,
+    **PER_CLASS_METRICS,
+    **VAL2_METRICS,
+    **VAL2_PER_CLASS_METRICS,
+}
 DEFAULT_OBJECTIVE = "val_dice_fg"
-# Objectives a study may select with --metric: validation metrics only (train loss is not a model-selection score).
-OBJECTIVES: dict[str, Mode] = {**VAL_METRICS, **PER_CLASS_METRICS}
+# Objectives a study may select with --metric: validation metrics only (train loss is not a model-selection score);
+# a second-set one needs --val-data.
+OBJECTIVES: dict[str, Mode] = {**VAL_METRICS, **PER_CLASS_METRICS, **VAL2_METRICS, **VAL2_PER_CLASS_METRICS}
 
 
 def mode_of(name: str) -> Mode:

@@ -8,6 +8,7 @@ from ``models.metric_names``; nothing here retypes them without checking.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +75,17 @@ class SegmentationMetrics(Metric):
     full_state_update = False
     higher_is_better = None
 
-    def __init__(self, task: str | TaskMode, **kwargs) -> None:
+    # The sum states that ``add_state`` registers in ``__init__`` (nn.Module's attribute lookup types them
+    # as ``Tensor | Module``).
+    confmat: torch.Tensor
+    tol_counts: torch.Tensor
+    chamfer: torch.Tensor
+    scored_cols: torch.Tensor
+    coverage_sum: torch.Tensor
+    n_curves: torch.Tensor
+    r300: torch.Tensor
+
+    def __init__(self, task: str | TaskMode, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mode = mode_for(task)
         k = self.mode.num_classes
@@ -202,7 +213,17 @@ class CurveScores:
         )
 
 
-def _recall(mode, logits, pred, valid, batch, b_idx, classes, tracks, gt) -> tuple[torch.Tensor, torch.Tensor]:
+def _recall(
+    mode: TaskMode,
+    logits: torch.Tensor,
+    pred: torch.Tensor,
+    valid: torch.Tensor,
+    batch: Batch,
+    b_idx: torch.Tensor,
+    classes: torch.Tensor,
+    tracks: torch.Tensor,
+    gt: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per curve and column: the distance (rows) from the true row to the nearest predicted pixel of the curve's
     class in its band, and the nearest run centre of that class (NaN where none within the cap). (N, W) each."""
     n, w = gt.shape

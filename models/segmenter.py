@@ -7,18 +7,23 @@ It never calls ``backward``, ``step`` or ``zero_grad``: that ordering belongs to
 from __future__ import annotations
 
 import math
+from typing import Protocol, cast
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
 
 from datamodules.collate import Batch
 from models.losses import DEFAULT_LOSS, ParamValue, build_loss
+from models.metric_names import second_set
 from models.metrics import TRAIN_LOSS, VAL_LOSS, SegmentationMetrics
 from models.modes import mode_for
 from models.unet import UNet
 
 LR_SCHEDULES = ("constant", "cosine", "onecycle")  # the one list; the search space imports it
+LOSS_NAMES = {"train": TRAIN_LOSS, "val": VAL_LOSS, "val2": second_set(VAL_LOSS)}  # by stage
+SECOND_SET = 1  # the validation dataloader of the second validation set (``--val-data``), when there is one
 
 
 class EpochSchedule:
@@ -34,6 +39,22 @@ class EpochSchedule:
             return 1.0
         t = (epoch - self.warmup_epochs) / max(1, self.max_epochs - self.warmup_epochs)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+class _HParams(Protocol):
+    """``Segmenter.hparams``: what ``save_hyperparameters()`` stores, ``__init__``'s arguments (``loss`` resolved)."""
+
+    task: str
+    base_channels: int
+    depth: int
+    loss: str
+    loss_params: dict[str, ParamValue] | None
+    class_frequencies: tuple[float, ...] | None
+    lr: float
+    weight_decay: float
+    lr_schedule: str
+    warmup_epochs: int
+    max_epochs: int
 
 
 class Segmenter(L.LightningModule):
@@ -67,36 +88,48 @@ class Segmenter(L.LightningModule):
         if lr <= 0 or weight_decay < 0 or warmup_epochs < 0 or max_epochs < 1:
             raise ValueError("need lr > 0, weight_decay >= 0, warmup_epochs >= 0 and max_epochs >= 1")
         self.save_hyperparameters()
-        self.hparams.loss = loss  # record the resolved default
+        self._hp.loss = loss  # record the resolved default
         self.net = UNet(1, self.mode.out_channels, base_channels, depth)
         # Raises ValueError for a loss the task lacks or a parameter the loss does not take.
         self.criterion = build_loss(self.mode, loss, loss_params, class_frequencies=class_frequencies)
         self.val_metrics = SegmentationMetrics(self.mode)
+        self.val2_metrics = SegmentationMetrics(self.mode)  # the second validation set's, logged as val2_*
+
+    @property
+    def _hp(self) -> _HParams:
+        # Lightning types hparams as AttributeDict | MutableMapping without keys; save_hyperparameters() in
+        # __init__ filled an AttributeDict with exactly __init__'s arguments, read and set as attributes.
+        return cast(_HParams, self.hparams)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)  # (B, 1, H, W) -> (B, C, H, W)
+        logits: torch.Tensor = self.net(images)  # (B, 1, H, W) -> (B, C, H, W)
+        return logits
 
     def _step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch.images)  # (B, C, H, W)
         loss = self.criterion(logits, batch.labels)
-        name = TRAIN_LOSS if stage == "train" else VAL_LOSS
-        self.log(name, loss, on_step=False, on_epoch=True, batch_size=len(batch))
+        # each validation set has its own names: Lightning must not suffix a dataloader index to them
+        self.log(LOSS_NAMES[stage], loss, on_step=False, on_epoch=True, batch_size=len(batch), add_dataloader_idx=False)
         return loss, logits
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss, _ = self._step(batch, "train")
         return loss
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        _, logits = self._step(batch, "val")
-        self.val_metrics.update(logits, batch)
+    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        second = dataloader_idx == SECOND_SET
+        _, logits = self._step(batch, "val2" if second else "val")
+        (self.val2_metrics if second else self.val_metrics).update(logits, batch)
 
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute())
         self.val_metrics.reset()
+        if self.val2_metrics.update_called:
+            self.log_dict({second_set(name): value for name, value in self.val2_metrics.compute().items()})
+            self.val2_metrics.reset()
 
-    def configure_optimizers(self):
-        hp = self.hparams
+    def configure_optimizers(self) -> OptimizerLRScheduler:
+        hp = self._hp
         optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.lr_schedule == "onecycle":
             total = int(self.trainer.estimated_stepping_batches)

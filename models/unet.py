@@ -11,6 +11,8 @@ convolution FLOPs. Parameter names do not change, so checkpoints load either way
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -58,7 +60,8 @@ class Up(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.reduce(x)  # (B, Cout, 2H, 2W)
-        return self.block(torch.cat([x, skip], dim=1))  # cat -> (B, 2 Cout, 2H, 2W)
+        out: torch.Tensor = self.block(torch.cat([x, skip], dim=1))  # cat -> (B, 2 Cout, 2H, 2W)
+        return out
 
 
 class UNet(nn.Module):
@@ -117,9 +120,11 @@ class UNet(nn.Module):
         return self._level(0, self._top, x, skips.pop())  # (B, out_channels, H, W)
 
     def _top(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.head(self.ups[-1](x, skip))  # last decoder stage and head: (B, out_channels, H, W)
+        out: torch.Tensor = self.head(self.ups[-1](x, skip))  # last decoder stage and head: (B, out_channels, H, W)
+        return out
 
-    def _level(self, level: int, fn, *inputs: torch.Tensor) -> torch.Tensor:
+    def _level(self, level: int, fn: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
         if level < self.checkpoint_levels and torch.is_grad_enabled():
-            return checkpoint(fn, *inputs, use_reentrant=False)
+            recomputed: torch.Tensor = checkpoint(fn, *inputs, use_reentrant=False)
+            return recomputed
         return fn(*inputs)

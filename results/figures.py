@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.typing import RcKeyType
 from PIL import Image
 
 from datamodules.labels import IGNORE_INDEX
@@ -28,10 +32,16 @@ RUNNING = "running"
 ENDED_EARLY = frozenset(FINAL_STATUSES) - {"completed"}  # cut by ASHA, or errored: their last epoch is marked
 WIDTH_IN = 10.0  # every figure is 1,000 px wide at DPI
 DPI = 100
-_STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.grid": True, "grid.alpha": 0.3, "legend.fontsize": 8}
+_STYLE: dict[RcKeyType, float] = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.fontsize": 8,
+}
 
 
-def new_figure(height_in: float, **kwargs) -> Figure:
+def new_figure(height_in: float, **kwargs: Any) -> Figure:
     with mpl.rc_context(_STYLE):
         return Figure(figsize=(WIDTH_IN, height_in), dpi=DPI, layout="constrained", **kwargs)
 
@@ -43,9 +53,10 @@ def png(fig: Figure) -> bytes:
     RGB PNGs, and quicker to write.
     """
     canvas = FigureCanvasAgg(fig)
+    # matplotlib's backend_agg carries no annotations (no stub for it): draw and buffer_rgba are untyped there.
     with mpl.rc_context(_STYLE):
-        canvas.draw()
-    rgba = np.asarray(canvas.buffer_rgba())  # (H, W, 4) uint8
+        canvas.draw()  # type: ignore[no-untyped-call]
+    rgba = np.asarray(canvas.buffer_rgba())  # type: ignore[no-untyped-call]  # (H, W, 4) uint8
     rgb = Image.fromarray(np.ascontiguousarray(rgba[:, :, :3]))
     palette = rgb.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     buf = io.BytesIO()
@@ -53,7 +64,7 @@ def png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _better(mode: str):
+def _better(mode: str) -> np.ufunc:
     return np.fmin if mode == "min" else np.fmax
 
 
@@ -61,7 +72,7 @@ def _status_of(trials: pd.DataFrame) -> dict[str, str]:
     return {str(t): str(s) for t, s in zip(trials["trial_id"], trials["status"])}
 
 
-def _legend(ax, statuses: Sequence[str], counts: Mapping[str, int]) -> None:
+def _legend(ax: Axes, statuses: Sequence[str], counts: Mapping[Hashable, int]) -> None:
     from matplotlib.lines import Line2D
 
     handles = [
@@ -232,7 +243,45 @@ def cost(trials: pd.DataFrame, epochs: pd.DataFrame) -> bytes:
     return png(fig)
 
 
-def _label_rgb(label: np.ndarray) -> np.ndarray:
+def two_sets(points: pd.DataFrame, curves: pd.DataFrame, first: str, second: str, best: str) -> bytes:
+    """A metric on the first validation set against the second (``--val-data``): each trial at its best epoch
+    (the diagonal is no gap), and the best trial's learning curve on both.
+
+    Args:
+        points: one row per trial: ``trial_id``, ``status`` and the two metric columns.
+        curves: the best trial's epoch rows (``epoch`` and the two metric columns).
+        first, second: the metric's names on the two sets (``val_*``, ``val2_*``).
+        best: the best trial's id.
+    """
+    fig = new_figure(3.8)
+    scatter_ax, curve_ax = fig.subplots(1, 2)
+    x, y = points[first].astype(float).to_numpy(), points[second].astype(float).to_numpy()
+    colours = [STATUS_COLOURS.get(str(s), STATUS_COLOURS[RUNNING]) for s in points["status"]]
+    scatter_ax.scatter(x, y, c=colours, s=28, edgecolor="k", lw=0.3, zorder=3)
+    for trial_id, xi, yi in zip(points["trial_id"].astype(str), x, y):
+        if trial_id == best and np.isfinite(xi) and np.isfinite(yi):
+            scatter_ax.annotate("best", (xi, yi), xytext=(4, 4), textcoords="offset points", fontsize=8)
+    finite = np.concatenate([x[np.isfinite(x)], y[np.isfinite(y)]])
+    if finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+        pad = 0.05 * max(hi - lo, 1e-6)
+        scatter_ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.4", ls="--", lw=1, label="no gap")
+        scatter_ax.legend(loc="best")
+    scatter_ax.set_xlabel(f"{first} (first validation set)")
+    scatter_ax.set_ylabel(f"{second} (second validation set)")
+    scatter_ax.set_title("each trial at its best epoch")
+    rows = curves.sort_values("epoch")
+    for column, colour, name in ((first, "#1f77b4", "first set"), (second, "#d62728", "second set")):
+        curve_ax.plot(rows["epoch"].astype(int), rows[column].astype(float), color=colour, marker=".", label=name)
+    curve_ax.set_xlabel("epoch")
+    curve_ax.set_ylabel(first.split("_", 1)[1])
+    curve_ax.set_title(f"the best trial {best} on both sets")
+    curve_ax.xaxis.get_major_locator().set_params(integer=True)
+    curve_ax.legend(loc="best")
+    return png(fig)
+
+
+def _label_rgb(label: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """(H, W) class map -> (H, W, 3): background white, classes in the preview's colours."""
     rgb = np.full((*label.shape, 3), 255, np.uint8)
     for cls, colour in COLOURS.items():
@@ -241,9 +290,9 @@ def _label_rgb(label: np.ndarray) -> np.ndarray:
 
 
 def prediction(
-    image: np.ndarray,
-    truth: np.ndarray,
-    classes: np.ndarray,
+    image: npt.NDArray[np.uint8],
+    truth: npt.NDArray[np.uint8],
+    classes: npt.NDArray[np.uint8],
     curves: Sequence[tuple[int, int, float]],
     title: str,
 ) -> bytes:

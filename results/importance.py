@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Literal, TypeAlias
 
 import optuna
 import pandas as pd
@@ -25,6 +26,7 @@ from optuna.trial import TrialState
 from results.schema import FINISHED_STATUSES, PARAM_PREFIX
 
 LOG_SPAN = 10.0  # a positive float parameter whose max / min reaches this is on a log scale
+Direction: TypeAlias = Literal["minimize", "maximize"]  # an Optuna study's direction
 
 
 def distributions(trials: pd.DataFrame) -> dict[str, BaseDistribution]:
@@ -47,7 +49,7 @@ def distributions(trials: pd.DataFrame) -> dict[str, BaseDistribution]:
     return out
 
 
-def _value(dist: BaseDistribution, value: object) -> object:
+def _value(dist: BaseDistribution, value: str | float) -> str | int | float:
     if isinstance(dist, CategoricalDistribution):
         return str(value)
     if isinstance(dist, IntDistribution):
@@ -55,7 +57,7 @@ def _value(dist: BaseDistribution, value: object) -> object:
     return float(value)
 
 
-def tables_study(trials: pd.DataFrame, direction: str) -> optuna.Study:
+def tables_study(trials: pd.DataFrame, direction: Direction) -> optuna.Study:
     """An in-memory Optuna study of the finished trials with a finite ``objective_best``.
 
     Args:
@@ -85,7 +87,7 @@ def tables_study(trials: pd.DataFrame, direction: str) -> optuna.Study:
     return study
 
 
-def param_importances(trials: pd.DataFrame, direction: str) -> dict[str, float]:
+def param_importances(trials: pd.DataFrame, direction: Direction) -> dict[str, float]:
     """Importance of each parameter (normalised to sum to 1), most important first; {} with fewer than two
     finished trials of different values, or no parameter that varied."""
     study = tables_study(trials, direction)

@@ -12,12 +12,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datamodules.labels import TASKS
+from datamodules.layout import DEFAULT_SPLIT
 from models.compile_mode import Compile
 
 if TYPE_CHECKING:
     from datamodules.welllog import WellLogDataModule
 
 STUDY_FILE = "study.json"  # the saved plan, in the study directory
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a study's rasters come from besides the generator: dataset folders (``datamodules.layout``)."""
+
+    data: str | None = None  # train and validate on this folder instead of rendering
+    val_data: str | None = None  # a second validation set
+    split: tuple[float, float, float] = DEFAULT_SPLIT  # hash split shares, for a folder without split.csv
 
 
 @dataclass(frozen=True)
@@ -31,21 +41,38 @@ class TaskPreset:
     depths: tuple[int, int]  # inclusive range searched
     checkpoint_levels: int = 0  # finest U-Net levels recomputed in backward (memory for time; never searched)
 
-    def datamodule(self, task: str, *, seed: int, num_workers: int = 0) -> WellLogDataModule:
+    def datamodule(
+        self, task: str, *, seed: int, num_workers: int = 0, source: DataSource | None = None
+    ) -> WellLogDataModule:
         """The one way a study builds the data of ``task`` from its preset (trials, the driver, the report).
 
         Args:
             task: ``binary`` or ``multiclass``.
             seed: the data seed of the study (rasters are deterministic per seed, task and index).
             num_workers: DataLoader worker processes (0: render in the training process).
+            source: dataset folders to train and validate on, or to validate on a second time
+                (``StudyConfig.data_source``); None renders every raster.
 
         Returns:
-            The LightningDataModule over this preset's instances, batch size and scale.
+            The LightningDataModule over this preset's instances (with ``source.data``: at most that many of the
+            folder's), batch size and scale.
         """
         from datamodules.welllog import WellLogDataModule  # imports torch and Lightning: only when data is needed
 
+        if source is None:
+            return WellLogDataModule(
+                task, self.n_instances, self.batch_size, scale=self.scale, seed=seed, num_workers=num_workers
+            )
         return WellLogDataModule(
-            task, self.n_instances, self.batch_size, scale=self.scale, seed=seed, num_workers=num_workers
+            task,
+            self.n_instances,
+            self.batch_size,
+            scale=self.scale,
+            seed=seed,
+            num_workers=num_workers,
+            data=source.data,
+            val_data=source.val_data,
+            split=source.split,
         )
 
     @classmethod
@@ -75,6 +102,9 @@ class StudyConfig:
     compile: Compile = Compile.AUTO
     dashboard: bool = True
     dashboard_host: str = "127.0.0.1"
+    data: str | None = None  # --data: the dataset folder trained and validated on (absolute)
+    val_data: str | None = None  # --val-data: the second validation set's folder (absolute)
+    split: tuple[float, float, float] = DEFAULT_SPLIT  # --split: hash split shares of a folder without split.csv
     resume: bool = field(default=False, compare=False)
     restart_errored: bool = field(default=False, compare=False)
 
@@ -85,6 +115,12 @@ class StudyConfig:
     @property
     def tables_dir(self) -> Path:
         return self.study_dir / "tables"
+
+    def data_source(self) -> DataSource | None:
+        """The study's dataset folders, or None when every raster is rendered."""
+        if self.data is None and self.val_data is None:
+            return None
+        return DataSource(self.data, self.val_data, self.split)
 
     def num_workers(self) -> int:
         """DataLoader workers per trial: the trial's CPUs less the one that trains."""
@@ -103,6 +139,8 @@ class StudyConfig:
         data = json.loads(text)
         data["tasks"] = tuple(data["tasks"])
         data["task_presets"] = {t: TaskPreset.from_dict(p) for t, p in data["task_presets"].items()}
+        if "split" in data:  # a plan from before --data has none
+            data["split"] = tuple(data["split"])
         if "compile" in data:
             data["compile"] = Compile(data["compile"])
         return cls(**data)

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from models.metric_names import METRICS, VAL_METRICS, mode_of
+from models.metric_names import BEST_METRICS, METRICS, mode_of
 from results.schema import (
     BEST_PREFIX,
     EPOCHS_FILE,
@@ -124,7 +124,7 @@ def read_table(path: Path, name: str) -> tuple[pa.Table, SchemaVersion]:
     return conform(path, table, name, version), version
 
 
-def _types_mapper(typ: pa.DataType) -> object | None:
+def _types_mapper(typ: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
     # Nullable integers stay integers; strings become pandas string dtype (never object) on pandas 2 and 3.
     if pa.types.is_int32(typ):
         return pd.Int32Dtype()
@@ -217,7 +217,7 @@ def best_trials(study_dir: Path | str, metric: str | None = None, n: int = 1) ->
         if metric is None:
             return trials.assign(rank=pd.Series(dtype="Int64"), metric=None, score=pd.Series(dtype=float))
         score = trials["objective_best"]
-    elif metric in VAL_METRICS:
+    elif metric in BEST_METRICS:
         score = trials[BEST_PREFIX + metric]
     elif metric in METRICS:
         epochs = load_epochs(study_dir)

@@ -21,15 +21,16 @@ import secrets
 import struct
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from datamodules.cli import Exit, Parser, UsageError
-from models.metric_names import mode_of
+from models.metric_names import VAL_METRICS, first_set, mode_of, second_set
 from results import figures
 from results.plan import STUDY_FILE, StudyConfig
 from results.query import TableError, best_trials, load_epochs, load_trials, tables_dir
@@ -93,7 +94,9 @@ def asha_rungs(grace_period: int, reduction_factor: int, budget: int) -> list[in
     return rungs
 
 
-def _table(study_dir: Path, name: str, loader, schema) -> tuple[pd.DataFrame, bool]:
+def _table(
+    study_dir: Path, name: str, loader: Callable[[Path], pd.DataFrame], schema: pa.Schema
+) -> tuple[pd.DataFrame, bool]:
     if not (tables_dir(study_dir) / name).is_file():  # not written yet: the study has just started
         return schema.empty_table().to_pandas(), False
     try:
@@ -185,7 +188,7 @@ def _header(view: StudyView, out: Path) -> str:
     study_dir = view.study_dir.absolute()
     state = "finished" if _ended(view) else "in progress (or interrupted)"
     presets = cfg.task_presets
-    plan = [
+    plan: list[Sequence[object]] = [
         ["preset", cfg.preset],
         ["tasks", ", ".join(cfg.tasks)],
         ["trials per task", cfg.num_samples],
@@ -204,12 +207,18 @@ def _header(view: StudyView, out: Path) -> str:
         *(
             [
                 f"{task} data",
-                f"{p.n_instances} rasters at scale {p.scale:g}, batch {p.batch_size}; "
+                (
+                    f"at most {p.n_instances} rasters of {cfg.data}"
+                    if cfg.data
+                    else f"{p.n_instances} rasters at scale {p.scale:g}"
+                )
+                + f", batch {p.batch_size}; "
                 f"base channels {', '.join(map(str, p.base_channels))}, depth {p.depths[0]}-{p.depths[1]}",
             ]
             for task, p in presets.items()
             if task in cfg.tasks
         ),
+        *([["second validation set", f"{cfg.val_data} (its metrics: val2_*)"]] if cfg.val_data else []),
     ]
     written = []
     if not view.trials_written:
@@ -285,6 +294,60 @@ def _curves_section(view: StudyView, task: str, trials: pd.DataFrame, epochs: pd
     return _section(f"{task}-curves", "Learning curves and ASHA", _figure(png, f"{task} learning curves", caption))
 
 
+def _at_best_epoch(trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """Each finished trial's epoch row at its best epoch (the checkpoint kept), with its status."""
+    done = _finished(trials)[["trial_id", "status", "best_epoch"]].dropna(subset=["best_epoch"])
+    done = done.assign(epoch=done["best_epoch"].astype("int64")).drop(columns="best_epoch")
+    rows = epochs.drop(columns=["status"], errors="ignore").assign(epoch=epochs["epoch"].astype("int64"))
+    return rows.merge(done, on=["trial_id", "epoch"])
+
+
+def _two_sets_section(view: StudyView, task: str, trials: pd.DataFrame, epochs: pd.DataFrame) -> str:
+    """The first validation set beside the second (``--val-data``): the gap per trial and for the best one."""
+    cfg = view.config
+    first = first_set(cfg.metric)
+    second = second_set(first)
+    seen = second in epochs.columns and bool(epochs[second].notna().any())
+    if cfg.val_data is None and not seen:
+        return ""
+    anchor, title = f"{task}-two-sets", "The two validation sets"
+    at_best = _at_best_epoch(trials, epochs)
+    if not seen or at_best.empty or not at_best[second].notna().any():
+        return _section(anchor, title, _note("No finished trial has been validated on the second set yet."))
+    top = _best_row(_finished(trials), view.mode)
+    best = at_best[at_best["trial_id"] == top["trial_id"]].iloc[0]
+    summary = _html_table(
+        ["metric", "first set", "second set", "gap (second - first)"],
+        [[name, best[name], best[second_set(name)], best[second_set(name)] - best[name]] for name in VAL_METRICS],
+    )
+    ordered = at_best.sort_values([first, "trial_id"], ascending=[mode_of(first) == "min", True])
+    per_trial = _html_table(
+        ["trial", "status", "best epoch", first, second, "gap"],
+        [
+            [r["trial_id"], r["status"], r["epoch"], r[first], r[second], r[second] - r[first]]
+            for _, r in ordered.iterrows()
+        ],
+    )
+    png = figures.two_sets(at_best, epochs[epochs["trial_id"] == top["trial_id"]], first, second, str(top["trial_id"]))
+    caption = (
+        f"Left: every finished trial's {_e(first)} on the first validation set against {_e(second)} on the second "
+        f"({_e(cfg.val_data or 'the second set')}), each at the trial's best epoch by {_e(cfg.metric)}; on the "
+        "dashed line a trial scores the same on both. Right: the best trial's learning curve on both sets."
+    )
+    return _section(
+        anchor,
+        title,
+        _note(
+            f"The best trial <code>{_e(top['trial_id'])}</code> at its best epoch {_e(best['epoch'])}, every "
+            "validation metric on both sets:"
+        )
+        + summary
+        + _note(f"Every finished trial at its best epoch, by {_e(first)} on the first set:")
+        + per_trial
+        + _figure(png, f"{task} first against second validation set", caption),
+    )
+
+
 def _devices(view: StudyView, trials: pd.DataFrame) -> dict[str, float]:
     # What a trial held, as the tables count it: its GPUs, or its CPUs on a CPU-only study.
     default = view.config.gpus_per_trial or view.config.cpus_per_trial
@@ -306,13 +369,13 @@ def _progress_section(view: StudyView, task: str, trials: pd.DataFrame, epochs: 
 
 
 def _importance_section(view: StudyView, task: str, trials: pd.DataFrame) -> str:
-    from results.importance import distributions, param_importances
+    from results.importance import Direction, distributions, param_importances
 
     finished = _finished(trials)
     title = "Parameter importance"
     if finished.empty:
         return _section(f"{task}-importance", title, _note("No finished trial yet."))
-    direction = "minimize" if view.mode == "min" else "maximize"
+    direction: Direction = "minimize" if view.mode == "min" else "maximize"
     importances = param_importances(trials, direction)
     dists = distributions(finished)
     parts = []
@@ -419,6 +482,7 @@ def _predictions_section(view: StudyView, task: str, device: str) -> str:
     row = best.iloc[0]
     if pd.isna(row["checkpoint_path"]):
         return _section(anchor, title, _note(f"The best trial {_e(row['trial_id'])} has no checkpoint recorded."))
+    from datamodules.welllog import RasterDataset  # torch, as the predictions need
     from models.inference import PredictError, load_checkpoint, pick_device, segment  # torch: only for pictures
 
     try:
@@ -431,30 +495,39 @@ def _predictions_section(view: StudyView, task: str, device: str) -> str:
         return _section(anchor, title, _note(_e(f"Cannot load the best trial's checkpoint: {exc}")))
     if ckpt.task != task:
         return _section(anchor, title, _note(_e(f"{ckpt.path} holds a {ckpt.task} model, not {task}.")))
-    data = view.config.task_presets[task].datamodule(task, seed=view.config.seed)
+    cfg = view.config
+    try:
+        data = cfg.task_presets[task].datamodule(task, seed=cfg.seed, source=cfg.data_source())
+    except ValueError as exc:  # a dataset folder that has changed or gone since the study ran
+        return _section(anchor, title, _note(_e(f"Cannot read the study's data: {exc}")))
+    first = _instances(data.val_set.indices) if isinstance(data.val_set, RasterDataset) else f"{cfg.data}"
+    sets = [("validation", data.val_set, first)]
+    if data.val2_set is not None:
+        sets.append(("second validation", data.val2_set, f"{cfg.val_data}"))
     parts = [
         _note(
             f"Trial <code>{_e(row['trial_id'])}</code>, checkpoint <code>{_e(ckpt.path)}</code> (the epoch with "
-            f"the best {_e(view.config.metric)} that Ray kept), segmenting on {_e(device)}. The validation set is "
-            f"{_instances(data.val_set.indices)}; {_shown(len(data.val_set))}."
+            f"the best {_e(cfg.metric)} that Ray kept), segmenting on {_e(device)}."
         )
     ]
-    for i in range(min(N_PREDICTIONS, len(data.val_set))):
-        sample = data.val_set[i]
-        index = data.val_set.indices[i]
-        h, w = sample.image.shape
-        cols = _window(h, w)
-        image, truth = sample.image[:, cols], sample.label[:, cols]
-        pred = segment(ckpt, image)
-        part = f"{w} x {h} px"
-        if cols.stop - cols.start < w:
-            part = f"columns {cols.start}-{cols.stop - 1} of {part}"
-        png = figures.prediction(image, truth, pred.classes, pred.curves, f"validation raster {index} ({part})")
-        caption = (
-            f"Validation raster {index}, {part}: the image, its true label, the predicted classes and the "
-            f"extracted curve points (per column, the centre of each run of a curve class) drawn over the image."
-        )
-        parts.append(_figure(png, f"{task} prediction on raster {index}", caption))
+    for which, dataset, described in sets:
+        parts.append(_note(f"The {which} set is {_e(described)}; {_shown(len(dataset))}."))
+        for i in range(min(N_PREDICTIONS, len(dataset))):
+            sample = dataset[i]
+            name = dataset.name(i)
+            h, w = sample.image.shape
+            cols = _window(h, w)
+            image, truth = sample.image[:, cols], sample.label[:, cols]
+            pred = segment(ckpt, image)
+            part = f"{w} x {h} px"
+            if cols.stop - cols.start < w:
+                part = f"columns {cols.start}-{cols.stop - 1} of {part}"
+            png = figures.prediction(image, truth, pred.classes, pred.curves, f"{which} {name} ({part})")
+            caption = (
+                f"{which.capitalize()} {_e(name)}, {part}: the image, its true label, the predicted classes and "
+                "the extracted curve points (per column, the centre of each run of a curve class) drawn over the image."
+            )
+            parts.append(_figure(png, f"{task} prediction on {which} {name}", caption))
     return _section(anchor, title, "".join(parts))
 
 
@@ -462,7 +535,7 @@ def _task(view: StudyView, task: str, device: str) -> str:
     trials = view.trials[view.trials["task"] == task]
     epochs = view.epochs[view.epochs["task"] == task]
     statuses = trials["status"].astype(str).value_counts()
-    summary = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in statuses.items()) or "no trial started yet"
+    summary = ", ".join(f"{n} {str(s).replace('_', ' ')}" for s, n in statuses.items()) or "no trial started yet"
     head = (
         f'<h2 id="{_e(task)}">Task {_e(task)}</h2>'
         f"<p>{len(trials)} of {view.config.num_samples} trials: {_e(summary)}.</p>"
@@ -471,6 +544,7 @@ def _task(view: StudyView, task: str, device: str) -> str:
         f'<div class="task">{head}'
         + _curves_section(view, task, trials, epochs)
         + _progress_section(view, task, trials, epochs)
+        + _two_sets_section(view, task, trials, epochs)
         + _importance_section(view, task, trials)
         + _cost_section(task, trials, epochs)
         + _errors_section(task, trials)

@@ -8,11 +8,11 @@ docs/schema.md lists every column with its meaning and gives the evolution rules
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
-from models.metric_names import METRICS, VAL_METRICS
+from models.metric_names import BEST_METRICS, METRICS
 
 
 class SchemaVersion(NamedTuple):
@@ -33,8 +33,9 @@ class SchemaVersion(NamedTuple):
 
 # 1.0: the first release. 1.1: val_miou_all, val_r2_300, val_mae_300 (and per curve class), the binary
 # curve error with its precision side (same column); compile_seconds and graphs_compiled per trial; the
-# status "interrupted".
-SCHEMA_VERSION = SchemaVersion(1, 1)
+# status "interrupted". 1.2: the second validation set (``--val-data``): every val_* column again as val2_*, and
+# best_val2_* per trial.
+SCHEMA_VERSION = SchemaVersion(1, 2)
 SCHEMA_VERSION_KEY = b"welllog_study.schema_version"
 
 # major N -> a function turning a table of major N into one of major N + 1: (table, file name) -> table.
@@ -58,14 +59,14 @@ PARAM_ARROW_TYPES: dict[type, pa.DataType] = {float: pa.float64(), int: pa.int64
 # spent in that epoch (a resumed trial compiles again in its first epoch); the trials table sums them.
 EPOCH_EXTRAS = ("lr", "epoch_seconds", "images_per_second", "pad_fraction", "compile_seconds", "graphs_compiled")
 
-_KEYS = [
+_KEYS: list[pa.Field[Any]] = [
     pa.field("study", pa.string(), nullable=False),
     pa.field("task", pa.string(), nullable=False),
     pa.field("trial_id", pa.string(), nullable=False),
 ]
 
 
-def _metadata() -> dict[bytes, bytes]:
+def _metadata() -> dict[bytes | str, bytes | str]:
     return {SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode()}
 
 
@@ -81,13 +82,13 @@ EPOCHS_SCHEMA = pa.schema(
 )
 
 # The trials table without its hyperparameter columns, which go after ``error_file``.
-_TRIALS_HEAD = [
+_TRIALS_HEAD: list[pa.Field[Any]] = [
     *_KEYS,
     pa.field("status", pa.string(), nullable=False),  # one of STATUSES
     pa.field("error", pa.string()),
     pa.field("error_file", pa.string()),
 ]
-_TRIALS_TAIL = [
+_TRIALS_TAIL: list[pa.Field[Any]] = [
     pa.field("epochs_completed", pa.int32(), nullable=False),
     pa.field("epoch_budget", pa.int32(), nullable=False),
     pa.field("best_epoch", pa.int32()),  # epoch of objective_best; null before the first epoch
@@ -95,7 +96,7 @@ _TRIALS_TAIL = [
     pa.field("objective_mode", pa.string(), nullable=False),
     pa.field("objective_best", pa.float64()),
     pa.field("objective_last", pa.float64()),
-    *(pa.field(BEST_PREFIX + name, pa.float64()) for name in VAL_METRICS),  # each by its own mode
+    *(pa.field(BEST_PREFIX + name, pa.float64()) for name in BEST_METRICS),  # each by its own mode
     pa.field("wall_seconds", pa.float64()),
     pa.field("devices", pa.float64()),
     pa.field("device_seconds", pa.float64()),
@@ -128,7 +129,7 @@ def trials_schema(params: Mapping[str, pa.DataType]) -> pa.Schema:
     return pa.schema([*_TRIALS_HEAD, *fields, *_TRIALS_TAIL], metadata=_metadata())
 
 
-def is_param_column(field: pa.Field) -> bool:
+def is_param_column(field: pa.Field[Any]) -> bool:
     return field.name.startswith(PARAM_PREFIX) and any(field.type.equals(t) for t in PARAM_ARROW_TYPES.values())
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from datamodules.cli import Exit, Parser, UsageError
-from models.metric_names import VAL_METRICS
+from models.metric_names import VAL2_METRICS, VAL_METRICS
+from results.plan import STUDY_FILE, StudyConfig
 from results.query import (
     TableError,
     best_trials,
@@ -52,8 +55,9 @@ def summary(study_dir: Path) -> str:
     best = best_trials(study_dir)
     if best.empty:
         lines += ["best trial per task: none finished yet", ""]
-    for row in best.itertuples(index=False):
-        row = row._asdict()
+    for record in best.itertuples(index=False):
+        # pandas-stubs types the rows as tuples whose every attribute is a cell; they are namedtuples (_asdict).
+        row: dict[str, Any] = record._asdict()  # type: ignore[operator,misc]
         lines.append(
             f"best {row['task']} trial: {row['trial_id']} ({row['status']}), "
             f"{row['metric']} = {_fmt(row['score'])} at epoch {row['best_epoch']} "
@@ -63,6 +67,10 @@ def summary(study_dir: Path) -> str:
         lines.append("  params: " + ", ".join(f"{k}={_fmt(v)}" for k, v in params.items() if not pd.isna(v)))
         metrics = {m: row[BEST_PREFIX + m] for m in VAL_METRICS if not pd.isna(row[BEST_PREFIX + m])}
         lines.append("  best metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
+        second = {m: row[BEST_PREFIX + m] for m in VAL2_METRICS if not pd.isna(row[BEST_PREFIX + m])}
+        if second:  # the study validated on a second set (--val-data)
+            values = ", ".join(f"{k}={_fmt(v)}" for k, v in second.items())
+            lines.append(f"  best on the second validation set: {values}")
         if not pd.isna(row["checkpoint_path"]):
             lines.append(f"  checkpoint: {row['checkpoint_path']}")
         lines.append("")
@@ -74,9 +82,40 @@ def summary(study_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def studies(folder: Path) -> str:
+    """One line per study in ``folder`` (a ``--storage`` folder): name, tasks, trials by status, last change.
+
+    Raises:
+        ValueError: ``folder`` holds no study.
+    """
+    found = sorted(p.parent for p in folder.glob(f"*/{STUDY_FILE}"))
+    if not found:
+        raise ValueError(f"{folder.absolute()} is not a study directory and holds no study (no */{STUDY_FILE})")
+    lines = [f"{len(found)} {'study' if len(found) == 1 else 'studies'} in {folder.absolute()}:"]
+    for study_dir in found:
+        try:
+            plan = StudyConfig.from_json((study_dir / STUDY_FILE).read_text())
+            what = f"{', '.join(plan.tasks)}, {plan.num_samples} trials x {plan.epochs} epochs per task"
+        except (OSError, ValueError, TypeError, KeyError):
+            what = f"{STUDY_FILE} unreadable"
+        try:
+            statuses = (
+                load_trials(study_dir)["status"].value_counts().to_dict() if tables_dir(study_dir).is_dir() else {}
+            )
+        except TableError:
+            statuses = {"tables unreadable": 1}
+        counts = ", ".join(f"{n} {s}" for s, n in statuses.items()) or "no trial yet"
+        changed = datetime.fromtimestamp(study_dir.stat().st_mtime, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        lines.append(f"  {study_dir.name}: {what}; {counts}; last change {changed}")
+    lines.append(f"summary of one: python -m results.show {folder / found[0].name}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python -m results.show", description=__doc__.splitlines()[0])
-    parser.add_argument("study_dir", type=Path, help="study directory <storage>/<study name>")
+    parser.add_argument(
+        "study_dir", type=Path, help="a study directory <storage>/<study name>, or a storage folder to list its studies"
+    )
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
@@ -87,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {study_dir.absolute()}: no such study directory", file=sys.stderr)
         return Exit.USAGE
     try:
-        text = summary(study_dir)
+        is_study = (study_dir / STUDY_FILE).is_file() or tables_dir(study_dir).is_dir()
+        text = summary(study_dir) if is_study else studies(study_dir)
     except (TableError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return Exit.USAGE

@@ -21,12 +21,12 @@ import secrets
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from models.metric_names import METRICS, VAL_METRICS, mode_of
+from models.metric_names import BEST_METRICS, METRICS, mode_of
 from results.query import TableError, read_table
 from results.schema import (
     BEST_PREFIX,
@@ -42,7 +42,8 @@ from results.schema import (
 
 log = logging.getLogger(__name__)
 
-COMPRESSION = "zstd"
+Compression: TypeAlias = Literal["gzip", "brotli", "lz4", "zstd", "snappy", "none"]  # Parquet codecs
+COMPRESSION: Compression = "zstd"
 _EPOCH_KEYS = ("study", "task", "trial_id", "epoch", "timestamp")
 # Columns of a trial row that record_trial sets (besides the param_* columns); the rest are derived from the
 # epoch rows on every write.
@@ -67,7 +68,7 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".") and ".tmp" in name
 
 
-def write_atomic(path: Path, table: pa.Table, compression: str = COMPRESSION) -> None:
+def write_atomic(path: Path, table: pa.Table, compression: Compression = COMPRESSION) -> None:
     """Write ``table`` to ``path`` so that ``path`` always holds a whole old or a whole new file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -119,9 +120,11 @@ def _param(name: str, typ: pa.DataType, value: Any) -> Any:
             raise ValueError(f"param {name!r} must be a string, got {value!r}")
         return value
     if pa.types.is_integer(typ):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or float(value) != int(value):
+        # typeshed's numbers.Real.__trunc__ returns _IntegralLike, not int, so int() of a Real does not type-check
+        # there; every Real converts to int (int, float, Fraction, Decimal and numpy's scalars alike).
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or float(value) != int(value):  # type: ignore[call-overload]
             raise ValueError(f"param {name!r} must be an integer, got {value!r}")
-        return int(value)
+        return int(value)  # type: ignore[call-overload]
     return _float(value, f"param {name!r}")
 
 
@@ -247,6 +250,11 @@ class StudyTables:
             raise KeyError(f"no trial {trial_id!r} in {self.trials_path}")
         self._trials[trial_id]["checkpoint_path"] = path
         self._write_trials()
+
+    def best(self, trial_id: str) -> tuple[int | None, float | None]:
+        """(epoch, value) of the trial's best objective so far, as the trials table ranks it (None, None: none)."""
+        values = [(epoch, row[self.objective]) for (tid, epoch), row in sorted(self._epochs.items()) if tid == trial_id]
+        return _best(values, self.objective_mode)
 
     def trial_ids(self, task: str) -> list[str]:
         return sorted(t for t, row in self._trials.items() if row["task"] == task)
@@ -433,7 +441,7 @@ class StudyTables:
         else:
             wall = float(sum(epoch_seconds))
         devices = trial["devices"]
-        saved = 0.0
+        saved: float | None = 0.0
         if trial["status"] == "stopped_early":
             missing = max(trial["epoch_budget"] - len(epochs), 0)
             saved = missing * sum(epoch_seconds) / len(epoch_seconds) if epoch_seconds else None
@@ -447,7 +455,7 @@ class StudyTables:
             "objective_last": epochs[-1][self.objective] if epochs else None,
             **{
                 BEST_PREFIX + name: _best([(e["epoch"], e[name]) for e in epochs], mode)[1]
-                for name, mode in VAL_METRICS.items()
+                for name, mode in BEST_METRICS.items()
             },
             "wall_seconds": wall,
             "device_seconds": wall * devices if devices is not None else None,

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
@@ -19,13 +19,24 @@ from results.tables import StudyTables
 from study import faults
 from study.state import StateKeeper
 from study.stop import STOP
-from study.storage import storage_failure
+from study.storage import StorageFailure, storage_failure
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY_S = 0.5  # how often the callback looks for a new state save of Ray's to keep a good copy of
 # The driver's open tables while ``Tuner.restore`` unpickles the callback it saved (``restoring_with``).
 _RESTORING: ContextVar[StudyTables | None] = ContextVar("tables_for_restore", default=None)
+
+
+def restored_tables() -> StudyTables:
+    """The tables a callback that Ray unpickles writes to (inside ``restoring_with``); RuntimeError outside it."""
+    tables = _RESTORING.get()
+    if tables is None:
+        raise RuntimeError("a study callback was unpickled outside restoring_with(tables): it has no tables")
+    return tables
 
 
 @contextmanager
@@ -46,7 +57,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _trial_failure(trial, storage: Path, study_dir: Path):
+def _trial_failure(trial: Trial, storage: Path, study_dir: Path) -> StorageFailure | None:
     """The storage failure behind a trial's latest error, if that is what it was."""
     import ray.cloudpickle as cloudpickle
 
@@ -92,17 +103,14 @@ class TablesCallback(tune.Callback):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        tables = _RESTORING.get()
-        if tables is None:
-            raise RuntimeError("a TablesCallback was unpickled outside restoring_with(tables): it has no tables")
-        self.tables = tables
+        self.tables = restored_tables()
 
     @property
     def study_dir(self) -> Path:
         return self.tables_dir.parent
 
     @contextmanager
-    def _guard(self):
+    def _guard(self) -> Iterator[None]:
         """A storage failure inside stops the study; other errors raise as before."""
         try:
             yield
@@ -113,7 +121,7 @@ class TablesCallback(tune.Callback):
             self.tables.held = True
             STOP.storage_failed(failure)
 
-    def _record(self, trial, status: str, *, finished: bool = False, error_file: str | None = None) -> None:
+    def _record(self, trial: Trial, status: str, *, finished: bool = False, error_file: str | None = None) -> None:
         tid = trial.trial_id
         error = None
         if error_file:
@@ -121,7 +129,9 @@ class TablesCallback(tune.Callback):
                 error = Path(error_file).read_text(errors="replace").strip().splitlines()[-1][:2000]
             except (OSError, IndexError):
                 error = "error file unreadable"
-            error_file = str(Path(trial.path) / Path(error_file).name)  # the study's copy, not Ray's temp folder
+            # The study's copy, not Ray's temp folder. Ray types Trial.path Optional (a Trial built without storage);
+            # a trial Tune runs always has its storage.
+            error_file = str(Path(trial.path) / Path(error_file).name)  # type: ignore[arg-type]
         checkpoint = trial.checkpoint.path if trial.checkpoint is not None else None
         with self._guard():
             self.tables.record_trial(
@@ -140,12 +150,13 @@ class TablesCallback(tune.Callback):
             )
 
     # -- the run --
-    def on_step_begin(self, iteration, trials, **info) -> None:
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         if getattr(self, "_stepped", False):
             return
         self._stepped = True
         if trials:
-            self._staging = Path(trials[0].storage.experiment_driver_staging_path)
+            # Ray types Trial.storage Optional (a Trial built without one); a trial Tune runs always has it.
+            self._staging = Path(trials[0].storage.experiment_driver_staging_path)  # type: ignore[union-attr]
         elif self.tables.trial_ids(self.task):
             raise StateNotRestored(
                 f"Ray could not restore the experiment state in {self.study_dir / self.task} and would start a "
@@ -154,7 +165,7 @@ class TablesCallback(tune.Callback):
         if STOP.requested:  # asked before this run's handler was installed
             STOP.ask_tune()
 
-    def on_step_end(self, iteration, trials, **info) -> None:
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         if getattr(self, "_keeper", None) is None:
             self._keeper = StateKeeper(self.study_dir / self.task)
         now = time.monotonic()
@@ -168,10 +179,12 @@ class TablesCallback(tune.Callback):
         return None
 
     # -- the trials --
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._record(trial, "running")
 
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
+    ) -> None:
         node = str(result.get("node") or result.get("hostname") or "")
         with self._guard():
             faults.driver_point("table", self.study_dir)
@@ -180,11 +193,11 @@ class TablesCallback(tune.Callback):
             self._node[trial.trial_id] = node
             self._record(trial, "running")
 
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         done = self.tables.last_epoch(trial.trial_id) >= self.epochs
         self._record(trial, "completed" if done else "stopped_early", finished=True)
 
-    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         failure = _trial_failure(trial, self.study_dir.parent, self.study_dir)
         if failure is not None:
             # Not the trial's fault: it does not count against the trial's retries (Ray's run metadata is the
@@ -193,7 +206,7 @@ class TablesCallback(tune.Callback):
             self.tables.held = True
             STOP.storage_failed(failure)
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         failure = _trial_failure(trial, self.study_dir.parent, self.study_dir)
         if failure is not None:  # --resume continues it from its checkpoint
             self.tables.held = True

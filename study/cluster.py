@@ -7,6 +7,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import TypedDict
 
 import ray
 
@@ -38,13 +39,20 @@ def secure_token_file() -> Path:
     return path
 
 
+class _Quiet(TypedDict):
+    """``ray.init``'s logging arguments, the same for a new cluster and a connection."""
+
+    logging_level: int
+    log_to_driver: bool
+
+
 def start(*, address: str | None, dashboard: bool, dashboard_host: str) -> str | None:
     """Starts a local Ray instance or connects to ``address``; returns the dashboard URL, if any.
 
     Token authentication stays on: a new local cluster enables it by default and the dashboard then
     answers 401 to requests without the token.
     """
-    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
+    quiet: _Quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address:
         context = ray.init(address=address, **quiet)
     else:
@@ -53,6 +61,14 @@ def start(*, address: str | None, dashboard: bool, dashboard_host: str) -> str |
         secure_token_file()
     url = context.dashboard_url
     return f"http://{url}" if url and not url.startswith("http") else url
+
+
+def local_resources() -> dict[str, float]:
+    """The CPUs this process may run on and the GPUs torch sees here: what a local Ray instance would offer,
+    known without starting it."""
+    import torch  # here: only a local study asks, once
+
+    return {"CPU": float(len(os.sched_getaffinity(0))), "GPU": float(torch.cuda.device_count())}
 
 
 def cluster_resources() -> dict[str, float]:

@@ -30,7 +30,9 @@ import json
 import math
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -46,7 +48,7 @@ class InjectedFault(RuntimeError):
 
 
 class FaultInjector(Callback):
-    def __init__(self, spec: dict, trial_id: str) -> None:
+    def __init__(self, spec: dict[str, Any], trial_id: str) -> None:
         self.markers = Path(spec["markers"])
         self.faults = spec["faults"]
         self.trial_id = trial_id
@@ -57,7 +59,7 @@ class FaultInjector(Callback):
         path = os.environ.get(ENV)
         return cls(json.loads(Path(path).read_text()), trial_id) if path else None
 
-    def _due(self, i: int, fault: dict) -> bool:
+    def _due(self, i: int, fault: dict[str, Any]) -> bool:
         """Claims one firing of fault ``i`` for this trial, if any is left."""
         if fault.get("trials", "all") == "one":
             owner = self.markers / f"{i}-owner"
@@ -74,7 +76,7 @@ class FaultInjector(Callback):
         (self.markers / f"{i}-{self.trial_id}-{len(fired)}").touch()
         return True
 
-    def _fire(self, due_here, pl_module: L.LightningModule) -> None:
+    def _fire(self, due_here: Callable[[dict[str, Any]], bool], pl_module: L.LightningModule) -> None:
         for i, fault in enumerate(self.faults):
             if not due_here(fault) or not self._due(i, fault):
                 continue
@@ -128,7 +130,7 @@ def fill(directory: Path) -> int:
 class DriverFaults:
     """The driver's storage faults (``fill`` at ``table`` or ``state``), counted per point in this process."""
 
-    def __init__(self, spec: dict) -> None:
+    def __init__(self, spec: dict[str, Any]) -> None:
         self.faults = [f for f in spec["faults"] if f["action"] == "fill" and f.get("at") in ("table", "state")]
         self.counts: dict[str, int] = {}
 

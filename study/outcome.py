@@ -16,11 +16,12 @@ from datamodules.cli import Exit, UsageError
 from results.plan import StudyConfig
 from results.query import TableError, best_trials, load_trials
 from results.report import ReportError, write_report
-from results.schema import FINAL_STATUSES
+from results.schema import FINAL_STATUSES, FINISHED_STATUSES
 from results.tables import StudyTables
 from study.callbacks import StateNotRestored
 from study.stop import STOP
 from study.storage import release_reserve, storage_failure
+from study.tuner import close_optuna_study
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,33 @@ def stopped(cfg: StudyConfig, tables: StudyTables, task: str | None) -> int:
     return Exit.UNFINISHED
 
 
+def checkpoint_text(path: object) -> str:
+    """A checkpoint named by the epoch it holds: Ray numbers its folders from 0 (``checkpoint_000004``: epoch 5)."""
+    if not isinstance(path, str) or not path:
+        return "no checkpoint recorded"
+    index = Path(path).name.rpartition("_")[2]
+    epoch = f"epoch {int(index) + 1}" if index.isdigit() else "its best epoch"
+    return f"checkpoint of {epoch}: {path}"
+
+
+def all_finished(cfg: StudyConfig, tables: StudyTables) -> bool:
+    """Every planned trial of every task completed or stopped early (an errored trial is resumed, so it is not)."""
+    return all(
+        sum(status in FINISHED_STATUSES for status in tables.statuses(task).values()) >= cfg.num_samples
+        for task in cfg.tasks
+    )
+
+
+def already_finished(cfg: StudyConfig, tables: StudyTables) -> int:
+    """``--resume`` of a study with nothing left to run: said, its Optuna studies closed, its summary; no Ray."""
+    print(f"study {cfg.name} has finished: every planned trial has run; nothing to resume")
+    for task in cfg.tasks:
+        close_optuna_study(cfg, task)
+    code = summary(cfg)
+    print(f"  python -m results.show {cfg.study_dir}    python -m results.report {cfg.study_dir}")
+    return code
+
+
 def summary(cfg: StudyConfig) -> int:
     """Prints statuses and the best trial per task; returns the exit code."""
     trials = load_trials(cfg.study_dir)
@@ -92,7 +120,7 @@ def summary(cfg: StudyConfig) -> int:
     for _, row in best.iterrows():
         print(
             f"  best {row['task']}: trial {row['trial_id']} {cfg.metric}={row['objective_best']:.4f} "
-            f"at epoch {row['best_epoch']} (checkpoint {row['checkpoint_path']})"
+            f"at epoch {row['best_epoch']}; {checkpoint_text(row['checkpoint_path'])}"
         )
     errored = trials[trials["status"] == "error"]
     for _, row in errored.iterrows():

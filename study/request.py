@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from datamodules.check import ROLES, check_folder, one_line
 from datamodules.cli import Parser, UsageError, non_negative_float, whole_number
 from datamodules.labels import TASKS
+from datamodules.layout import DEFAULT_SPLIT, parse_fractions
 from models.compile_mode import COMPILE_CHOICES, Compile
-from models.metric_names import DEFAULT_OBJECTIVE, OBJECTIVES
+from models.metric_names import DEFAULT_OBJECTIVE, OBJECTIVES, VAL2_PREFIX
 from results.plan import STUDY_FILE, StudyConfig, expand_tasks
 from results.query import TableError
 from results.tables import check_resumable
@@ -34,8 +36,16 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # repeated with the saved values (the up-arrow habit), never changed.
 PLAN_FLAGS = (
     "task", "preset", "num_samples", "epochs", "max_concurrent", "gpus_per_trial",
-    "cpus_per_trial", "seed", "metric", "instances", "scale", "compile",
+    "cpus_per_trial", "seed", "metric", "instances", "scale", "compile", "data", "val_data", "split",
 )  # fmt: skip
+ONE_TASK = " or ".join(f"--task {t}" for t in TASKS)
+
+
+def _fractions(text: str) -> tuple[float, float, float]:
+    try:
+        return parse_fractions(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=("auto", *PRESETS),
         help="run shape: 'full' (reference sizes, 1 GPU per trial), 'smoke' (CPU-sized); "
-        "'auto' (default) picks full where Ray sees GPUs, else smoke",
+        "'auto' (default) picks full where there are GPUs (this machine's; the cluster's with --address), else smoke",
     )
     g.add_argument("--num-samples", type=whole_number(1), help="trials per task (default: from the preset)")
     g.add_argument("--epochs", type=whole_number(1), help="epoch budget per trial (default: from the preset)")
@@ -65,6 +75,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile",
         choices=COMPILE_CHOICES,
         help="torch.compile each trial's network: auto (default) = on where the trial runs on a GPU, off on CPU",
+    )
+    g.add_argument(
+        "--data",
+        metavar="DIR",
+        help="train and validate on this dataset folder (images/, labels/, optional split.csv; README 'Your own "
+        "data') instead of rendering; --instances caps the rasters used; needs " + ONE_TASK,
+    )
+    g.add_argument(
+        "--val-data",
+        metavar="DIR",
+        help="a second validation set (a dataset folder, real scans typically): its metrics are logged, tabled and "
+        "reported as val2_*, and --metric may name them",
+    )
+    g.add_argument(
+        "--split",
+        type=_fractions,
+        metavar="TRAIN,VAL,TEST",
+        help="shares of the hash split of a --data folder without split.csv "
+        f"(default {','.join(f'{f:g}' for f in DEFAULT_SPLIT)})",
     )
     r = p.add_argument_group("resources")
     r.add_argument("--max-concurrent", type=whole_number(1), help="trials at once (default: what Ray allows)")
@@ -107,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--dashboard-host",
         default="127.0.0.1",
         help="interface the dashboard listens on (default: 127.0.0.1, loopback only)",
+    )
+    c.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print Ray Tune's own trial tables and log lines (a new study; a resumed one keeps its setting)",
     )
     return p
 
@@ -169,6 +203,8 @@ class Request:
     dashboard_host: str
     restart_errored: bool
     report: bool = True
+    data_rasters: int | None = None  # the rasters of --data the study uses (checked), when it has one
+    verbose: bool = False  # Ray Tune's own console output besides ours
 
 
 def _flag(dest: str) -> str:
@@ -221,6 +257,9 @@ def parse(argv: list[str] | None) -> Request:
     if args.restart_errored and not args.resume:
         raise UsageError("--restart-errored only applies with --resume")
     storage = _storage_path(args.storage)
+    for dest in ("data", "val_data"):
+        if getattr(args, dest) is not None:
+            setattr(args, dest, str(Path(getattr(args, dest)).expanduser().absolute()))
     plan = {dest: getattr(args, dest) for dest in PLAN_FLAGS if getattr(args, dest) is not None}
     saved = None
     if args.resume:
@@ -235,6 +274,11 @@ def parse(argv: list[str] | None) -> Request:
             read_only = os.statvfs(parent).f_flag & os.ST_RDONLY
             reason = f"read-only file system, {free_text(parent)}" if read_only else "not yours to write"
             raise UsageError(f"--storage {storage} is not writable ({reason}); choose another directory")
+        if not storage.exists() and not storage.parent.is_dir():  # a typo in a parent folder
+            raise UsageError(
+                f"--storage {storage}: its parent folder {storage.parent} does not exist; correct the path, or "
+                f"create it first (mkdir -p {storage})"
+            )
         name = args.name or datetime.now(timezone.utc).strftime("study-%Y%m%d-%H%M%S")
         held = current_holder(storage, name)
         if held is not None:
@@ -243,6 +287,8 @@ def parse(argv: list[str] | None) -> Request:
             raise UsageError(
                 f"study {name!r} already exists in {storage}; use --resume to continue it, or choose another --name"
             )
+        _check_data_flags(plan)
+    data_rasters = _check_data(saved) if saved is not None else _check_data_plan(plan)
     return Request(
         storage=storage,
         name=name,
@@ -254,14 +300,60 @@ def parse(argv: list[str] | None) -> Request:
         dashboard_host=args.dashboard_host,
         restart_errored=args.restart_errored,
         report=not args.no_report,
+        data_rasters=data_rasters,
+        verbose=args.verbose,
     )
 
 
-def study_config(req: Request, gpus_seen: bool) -> tuple[StudyConfig, str]:
+def _check_data_flags(plan: dict[str, Any]) -> None:
+    """The flags of a new study's data that contradict each other (UsageError)."""
+    folders = [_flag(d) for d in ("data", "val_data") if d in plan]
+    if folders and plan.get("task", "both") == "both":
+        raise UsageError(f"{' and '.join(folders)} hold the labels of one task: give {ONE_TASK}")
+    if "data" in plan and "scale" in plan:
+        raise UsageError("--scale sizes rendered rasters; --data rasters are read as they are: drop --scale")
+    if "split" in plan and "data" not in plan:
+        raise UsageError("--split divides a --data folder without split.csv: it needs --data")
+    if plan.get("metric", "").startswith(VAL2_PREFIX) and "val_data" not in plan:
+        raise UsageError(f"--metric {plan['metric']} scores the second validation set: it needs --val-data DIR")
+
+
+def _check_folders(
+    task: str, data: str | None, val_data: str | None, split: tuple[float, float, float], instances: int | None
+) -> int | None:
+    """``datamodules.check`` on the study's folders before anything runs; UsageError with the first problem.
+    Returns the rasters of ``data`` the study uses (None without ``data``)."""
+    used = None
+    for flag, folder, role in (("--data", data, ROLES[0]), ("--val-data", val_data, ROLES[1])):
+        if folder is None:
+            continue
+        result = check_folder(folder, task, split=split, role=role, instances=instances)
+        if result.problems:
+            raise UsageError(one_line(result, flag))
+        if role == ROLES[0]:
+            used = result.used
+    return used
+
+
+def _check_data_plan(plan: dict[str, Any]) -> int | None:
+    if "data" not in plan and "val_data" not in plan:
+        return None
+    return _check_folders(
+        plan["task"], plan.get("data"), plan.get("val_data"), plan.get("split", DEFAULT_SPLIT), plan.get("instances")
+    )
+
+
+def _check_data(cfg: StudyConfig) -> int | None:
+    """A resumed study's folders, checked again: they may have changed since it started."""
+    task = cfg.tasks[0]
+    return _check_folders(task, cfg.data, cfg.val_data, cfg.split, cfg.task_presets[task].n_instances)
+
+
+def study_config(req: Request, gpus_seen: bool, *, seen_by: str = "Ray") -> tuple[StudyConfig, str]:
     """The StudyConfig a request runs, and how its preset was chosen. Pure: no Ray, nothing written.
 
     Resuming gives the saved study; a new study takes its preset's values with the plan flags over them
-    (``--preset auto``: ``full`` where Ray sees GPUs, else ``smoke``).
+    (``--preset auto``: ``full`` where GPUs are seen, by ``seen_by``, else ``smoke``).
     """
     if req.saved is not None:
         cfg = replace(req.saved, address=req.address or req.saved.address, restart_errored=req.restart_errored)
@@ -271,14 +363,17 @@ def study_config(req: Request, gpus_seen: bool) -> tuple[StudyConfig, str]:
     preset = PRESETS["full" if gpus_seen else "smoke"] if asked == "auto" else PRESETS[asked]
     how = f"preset {preset.name}"
     if asked == "auto":
-        how += f" (auto: Ray sees {'GPUs' if gpus_seen else 'no GPU'})"
+        how += f" (auto: {seen_by} {'has GPUs' if gpus_seen else 'has no GPU'})"
+    n_instances = {task: plan.get("instances", tp.n_instances) for task, tp in preset.tasks.items()}
+    if req.data_rasters is not None:  # a --data study uses the folder's rasters, at most --instances of them
+        n_instances = dict.fromkeys(n_instances, req.data_rasters)
     cfg = StudyConfig(
         name=req.name,
         storage=str(req.storage),
         preset=preset.name,
         tasks=expand_tasks(plan.get("task", "both")),
         task_presets={
-            task: replace(tp, n_instances=plan.get("instances", tp.n_instances), scale=plan.get("scale", tp.scale))
+            task: replace(tp, n_instances=n_instances[task], scale=plan.get("scale", tp.scale))
             for task, tp in preset.tasks.items()
         },
         epochs=plan.get("epochs", preset.epochs),
@@ -294,5 +389,8 @@ def study_config(req: Request, gpus_seen: bool) -> tuple[StudyConfig, str]:
         compile=Compile(plan.get("compile", Compile.AUTO)),
         dashboard=req.dashboard,
         dashboard_host=req.dashboard_host,
+        data=plan.get("data"),
+        val_data=plan.get("val_data"),
+        split=plan.get("split", DEFAULT_SPLIT),
     )
     return cfg, how

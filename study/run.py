@@ -24,6 +24,7 @@ from results.plan import StudyConfig
 from results.tables import StudyTables
 from study import cluster, outcome, prepare
 from study.lock import StudyLock
+from study.progress import quiet_ray_advice
 from study.request import Request, parse, study_config
 from study.stop import STOP, RayLogWatch
 from study.storage import make_reserve, release_reserve, reserve_size
@@ -35,6 +36,11 @@ class _Held:
 
     def __init__(self) -> None:
         self.study: tuple[StudyConfig, StudyTables] | None = None
+
+    def opened(self) -> tuple[StudyConfig, StudyTables]:
+        if self.study is None:
+            raise RuntimeError("the study's tables are not open yet")
+        return self.study
 
     def open(self, cfg: StudyConfig) -> StudyTables:
         """The study's tables, opened once here and handed to everything that writes them."""
@@ -66,23 +72,36 @@ def _run(req: Request, stack: ExitStack, held: _Held) -> int:
     lock = _take_lock(req)
     stack.callback(lock.release)
     stack.callback(_release, lock, held)  # after Ray has shut down, before the lock goes
+    address = req.address or (req.saved.address if req.saved else None)
+    planned = None  # a local study's plan is made before Ray starts, against this machine
     if req.saved is not None:
-        prepare.prepare_resume(req.saved, held.open(req.saved))
+        if outcome.all_finished(req.saved, held.open(req.saved)):  # nothing to resume: said without starting Ray
+            return outcome.already_finished(*held.opened())
+        prepare.prepare_resume(*held.opened())
         prepare.preflight(req.saved)
+    elif address is None:
+        machine = cluster.local_resources()
+        planned = study_config(req, machine.get("GPU", 0.0) > 0, seen_by="this machine")
+        prepare.check_fits(planned[0], machine)
+        prepare.preflight(planned[0])
     elif req.plan.get("preset", "auto") != "auto":
         prepare.preflight(study_config(req, gpus_seen=False)[0])  # the preset does not depend on what Ray sees
     stack.enter_context(RayLogWatch(req.storage, req.storage / req.name))  # until Ray has shut down
-    address = req.address or (req.saved.address if req.saved else None)
+    if not req.verbose:
+        stack.enter_context(quiet_ray_advice())
     url = cluster.start(address=address, dashboard=req.dashboard, dashboard_host=req.dashboard_host)
     stack.callback(cluster.shutdown)
     STOP.install()  # ray.init put its own SIGTERM handler in place
+    if STOP.signum is not None and req.saved is None:
+        print(f"interrupted ({signal.Signals(STOP.signum).name}) while Ray was starting; nothing was started")
+        return Exit.for_signal(STOP.signum)
     if url:
         print(f"Ray dashboard: {url}  (sign in with the token in {cluster.token_path()}, or `ray get-auth-token`)")
-    cfg, how = study_config(req, cluster.sees_gpus())
+    cfg, how = planned if planned is not None else study_config(req, cluster.sees_gpus())
     if not cfg.resume:
         if not cfg.address:  # a local instance will not grow: a trial it cannot place would wait forever
             prepare.check_fits(cfg, cluster.cluster_resources())
-        if req.plan.get("preset", "auto") == "auto":
+        if planned is None and req.plan.get("preset", "auto") == "auto":
             prepare.preflight(cfg)
         prepare.create_study(cfg)
     tables = held.open(cfg)
@@ -92,13 +111,16 @@ def _run(req: Request, stack: ExitStack, held: _Held) -> int:
         f"study {cfg.name}: {how}; {', '.join(cfg.tasks)}, {cfg.num_samples} trials x {cfg.epochs} epochs "
         f"per task, {concurrency} at once, objective {cfg.metric}, compile {cfg.compile}; storage {cfg.study_dir}"
     )
-    print(f"TensorBoard: tensorboard --logdir {cfg.study_dir}  (every trial's curves; Ray's own line is off)")
+    if cfg.data or cfg.val_data:
+        data = f"data {cfg.data}" if cfg.data else "data rendered by the generator"
+        print(f"{data}{f'; second validation set {cfg.val_data}' if cfg.val_data else ''}")
+    print(f"TensorBoard: tensorboard --logdir {cfg.study_dir}  (every trial's curves)")
     if cfg.address and not cfg.resume:
         print(f"cluster {cfg.address}: every node must reach --storage {cfg.storage}")
     for task in cfg.tasks:
         if STOP.requested:
             return outcome.stopped(cfg, tables, task)
-        run_task(cfg, task, concurrency, tables)
+        run_task(cfg, task, concurrency, tables, verbose=req.verbose)
         if STOP.requested or outcome.finished(tables, task) < cfg.num_samples:
             return outcome.stopped(cfg, tables, task)
         close_optuna_study(cfg, task)

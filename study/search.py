@@ -21,6 +21,7 @@ import math
 import pickle
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -30,6 +31,9 @@ from ray.tune.search import Searcher
 from study.space import Space, sampler
 from study.stop import guard_storage
 
+if TYPE_CHECKING:
+    from results.importance import Direction
+
 log = logging.getLogger(__name__)
 RAY_TRIAL_ID = "ray_trial_id"
 
@@ -38,7 +42,7 @@ def journal_path(study_dir: Path, task: str) -> Path:
     return Path(study_dir) / "optuna" / f"{task}.journal"
 
 
-def open_study(journal: Path, task: str, *, direction: str | None = None, seed: int = 0) -> optuna.Study:
+def open_study(journal: Path, task: str, *, direction: Direction | None = None, seed: int = 0) -> optuna.Study:
     """Create or load the task's Optuna study in its journal file (``direction`` None: load only)."""
     journal.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # the file backend is stable in Optuna 5; older releases warn
@@ -89,7 +93,7 @@ class StudySearch(Searcher):
         self._study: optuna.Study | None = None
 
     # -- state: the journal is the Optuna study; Ray's searcher checkpoint holds only the id mapping --
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_live": {}, "_study": None}
 
     def save(self, checkpoint_path: str) -> None:
@@ -103,11 +107,11 @@ class StudySearch(Searcher):
     @property
     def study(self) -> optuna.Study:
         if self._study is None:
-            direction = "minimize" if self.mode == "min" else "maximize"
+            direction: Direction = "minimize" if self.mode == "min" else "maximize"
             self._study = open_study(self.journal, self.task, direction=direction, seed=self.seed)
         return self._study
 
-    def _trial(self, trial_id: str, result: dict | None) -> optuna.Trial | None:
+    def _trial(self, trial_id: str, result: dict[str, Any] | None) -> optuna.Trial | None:
         if trial_id in self._live:
             return self._live[trial_id]
         if trial_id in self._numbers:
@@ -118,7 +122,7 @@ class StudySearch(Searcher):
             return self._live[trial_id]
         return self._adopt(trial_id, result)
 
-    def _adopt(self, trial_id: str, result: dict | None) -> optuna.Trial | None:
+    def _adopt(self, trial_id: str, result: dict[str, Any] | None) -> optuna.Trial | None:
         """A Ray trial Optuna did not suggest, or whose Optuna trial already ended (a restarted or resumed
         errored trial): a new Optuna trial with the same parameters (enqueued, then replayed through the space)."""
         params = {k.split("/", 1)[1]: v for k, v in (result or {}).items() if k.startswith("config/")}
@@ -135,7 +139,7 @@ class StudySearch(Searcher):
 
     # -- Ray's Searcher interface (each writes the journal: a storage failure stops the study, see study.stop) --
     @guard_storage(_dirs)
-    def suggest(self, trial_id: str) -> dict | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
         trial = self.study.ask()
         self.space(trial)
         trial.set_user_attr(RAY_TRIAL_ID, trial_id)
@@ -143,7 +147,7 @@ class StudySearch(Searcher):
         self._live[trial_id] = trial
         return dict(trial.params)
 
-    def _observe(self, trial: optuna.Trial, trial_id: str, result: dict | None) -> None:
+    def _observe(self, trial: optuna.Trial, trial_id: str, result: dict[str, Any] | None) -> None:
         value, epoch = (result or {}).get(self.metric), (result or {}).get("epoch")
         if value is None or epoch is None or not math.isfinite(value):
             return
@@ -154,13 +158,13 @@ class StudySearch(Searcher):
             self._best[trial_id] = float(value)
 
     @guard_storage(_dirs)
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         trial = self._trial(trial_id, result)
         if trial is not None:
             self._observe(trial, trial_id, result)
 
     @guard_storage(_dirs)
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         trial = self._trial(trial_id, result)
         if trial is None:
             return  # restarted, then failed before its first result: nothing to tell Optuna
@@ -193,7 +197,9 @@ def reconcile(journal: Path, task: str, outcomes: dict[str, tuple[str, float | N
     study = open_study(journal, task)
     closed = 0
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        status, best = outcomes.get(frozen.user_attrs.get(RAY_TRIAL_ID), ("missing", None))
+        # dict.get takes any key at run time; typeshed wants the key type, and a trial without the attribute
+        # (None) is simply not found.
+        status, best = outcomes.get(frozen.user_attrs.get(RAY_TRIAL_ID), ("missing", None))  # type: ignore[arg-type]
         if status == "completed" and best is not None and math.isfinite(best):
             study.tell(frozen.number, best)
         elif status == "stopped_early":

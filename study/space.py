@@ -12,7 +12,13 @@ from __future__ import annotations
 import warnings
 
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalChoiceType,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
 from models import losses
 from models.hparam import HParam
@@ -35,7 +41,7 @@ DOMAINS: dict[HParam, BaseDistribution] = {
 }
 
 
-def suggest(trial: optuna.Trial, name: str, dist: BaseDistribution):
+def suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> CategoricalChoiceType:
     """Suggest ``name`` from ``dist`` through Optuna's public suggest API."""
     if isinstance(dist, CategoricalDistribution):
         return trial.suggest_categorical(name, list(dist.choices))

@@ -30,6 +30,7 @@ import pickletools
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypedDict, cast
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,17 @@ NO_HARD_LINKS = (errno.EPERM, errno.EXDEV, errno.EOPNOTSUPP, errno.EMLINK)
 EXPERIMENT_STATE = "experiment_state-"
 SESSION_FILES = (("experiment_state-", ".json"), ("search_gen_state-", ".json"), ("searcher-state-", ".pkl"))
 TUNER_FILE = "tuner.pkl"
+
+
+class _ManifestFiles(TypedDict):
+    files: dict[str, str]  # file name -> SHA-256 of its contents
+    saved: str  # UTC time, ISO 8601
+
+
+class _Manifest(_ManifestFiles, total=False):
+    """``manifest.json`` of a good copy."""
+
+    checkpoints: list[str]  # the hard-linked checkpoint directories, relative to the experiment directory
 
 
 class DamagedState(Exception):
@@ -88,7 +100,8 @@ def newest_set(exp_dir: Path) -> dict[str, Path]:
     """The files Ray restores from: its newest experiment state, the searcher files of the same session, and
     ``tuner.pkl``; empty when the directory holds no experiment state."""
     names = _state_names(exp_dir)
-    sessions = [_session(n) for n in names if n.startswith(EXPERIMENT_STATE)]
+    # _state_names keeps only the names that have a session: none of these is None.
+    sessions = [cast(str, _session(n)) for n in names if n.startswith(EXPERIMENT_STATE)]
     if not sessions:
         return {}
     newest = max(sessions)
@@ -129,9 +142,9 @@ class StateKeeper:
 
     def __init__(self, exp_dir: Path) -> None:
         self.exp_dir = Path(exp_dir)
-        self._seen: tuple | None = None  # (name, size, mtime) of the set last looked at
+        self._seen: tuple[tuple[str, int, int], ...] | None = None  # (name, size, mtime) of the set last looked at
 
-    def _signature(self, files: dict[str, Path]) -> tuple | None:
+    def _signature(self, files: dict[str, Path]) -> tuple[tuple[str, int, int], ...] | None:
         try:
             return tuple(sorted((n, p.stat().st_size, p.stat().st_mtime_ns) for n, p in files.items()))
         except OSError:
@@ -155,7 +168,7 @@ class StateKeeper:
         try:
             shutil.rmtree(new, ignore_errors=True)
             new.mkdir()
-            manifest = {"files": {}, "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            manifest: _Manifest = {"files": {}, "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             for name, path in files.items():
                 data = path.read_bytes()
                 if damage(path) is not None:  # changed under us since the check
@@ -248,7 +261,8 @@ def check_before_restore(exp_dir: Path) -> str | None:
         state = next(n for n in files if n.startswith(EXPERIMENT_STATE))
         if good is None or state not in good or _digest(files[state]) != _digest(good[state]):
             return None
-        back = put_back_checkpoints(exp_dir, good_dir)  # a killed driver's last state may name deleted ones
+        # good holds this state, so it is a non-empty copy and good_dir is its directory (not None).
+        back = put_back_checkpoints(exp_dir, cast(Path, good_dir))  # a killed driver's last state may name deleted ones
         return f"put back {_count(back, 'checkpoint')} of {exp_dir} that its saved state names" if back else None
     if not files:
         if good is None:
@@ -273,6 +287,7 @@ def check_before_restore(exp_dir: Path) -> str | None:
         tmp = exp_dir / f".{name}.restoring"
         shutil.copyfile(path, tmp)
         os.replace(tmp, exp_dir / name)
+    good_dir = cast(Path, good_dir)  # good is a non-empty copy here (None raised or returned above)
     back = put_back_checkpoints(exp_dir, good_dir)
     saved = json.loads((good_dir / MANIFEST).read_text()).get("saved", "?")
     checkpoints = f" with {_count(back, 'checkpoint')} it names that Ray had deleted since" if back else ""

@@ -22,10 +22,19 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any, Concatenate, ParamSpec, TypeAlias, TypeVar, overload
 
 from study.storage import StorageFailure, storage_failure
 
 log = logging.getLogger(__name__)
+
+# What signal.getsignal returns and signal.signal takes.
+_Handler: TypeAlias = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+_S = TypeVar("_S")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_D = TypeVar("_D")
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
@@ -44,7 +53,7 @@ class Stop:
         self.storage: StorageFailure | None = None
         self.other: str | None = None
         self._lock = threading.Lock()
-        self._saved: dict[int, object] = {}  # handlers and environment before the first install
+        self._saved: dict[int, _Handler] = {}  # handlers and environment before the first install
         self.keep = False  # the driver's own process: handlers stay to its exit (``keep_until_exit``)
         self.ended = False  # the study's outcome is settled; a signal now has nothing to stop (``end``)
 
@@ -112,7 +121,7 @@ class Stop:
             os.environ[TUNE_SIGINT_ENV] = self._saved_env
         self._saved = {}
 
-    def _on_signal(self, signum: int, frame) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.ended:
             if self.signum is not None:  # asked before: this one means "at once"
                 if self.keep:
@@ -155,7 +164,17 @@ class Stop:
             os.kill(os.getpid(), signal.SIGUSR1)
 
 
-def guard_storage(dirs: Callable[[object], tuple[Path, Path]], default=None):
+@overload
+def guard_storage(
+    dirs: Callable[[_S], tuple[Path, Path]],
+) -> Callable[[Callable[Concatenate[_S, _P], _R]], Callable[Concatenate[_S, _P], _R | None]]: ...
+@overload
+def guard_storage(
+    dirs: Callable[[_S], tuple[Path, Path]], default: _D
+) -> Callable[[Callable[Concatenate[_S, _P], _R]], Callable[Concatenate[_S, _P], _R | _D]]: ...
+def guard_storage(
+    dirs: Callable[[_S], tuple[Path, Path]], default: object = None
+) -> Callable[[Callable[Concatenate[_S, _P], _R]], Callable[Concatenate[_S, _P], object]]:
     """Decorate a method that writes to the study's storage: a storage failure stops the study (``STOP``) and
     the method returns ``default`` instead of raising through Ray; once the storage has failed, the method is
     not called again in this driver (a second append after a cut one would garble a journal).
@@ -164,9 +183,9 @@ def guard_storage(dirs: Callable[[object], tuple[Path, Path]], default=None):
         dirs: ``self`` -> (the storage path to name, the study directory).
     """
 
-    def decorate(method):
+    def decorate(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], object]:
         @functools.wraps(method)
-        def guarded(self, *args, **kwargs):
+        def guarded(self: _S, *args: _P.args, **kwargs: _P.kwargs) -> object:
             if STOP.storage is not None:
                 return default
             try:
@@ -220,12 +239,12 @@ class RayLogWatch(logging.Filter):
             logging.getLogger(name).addFilter(self)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for name in RAY_LOGGERS:
             logging.getLogger(name).removeFilter(self)
 
 
-def _ignore(signum: int, frame) -> None:
+def _ignore(signum: int, frame: FrameType | None) -> None:
     """SIGUSR1 outside a Tune run: nothing to stop."""
 
 

@@ -15,12 +15,18 @@ import errno
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from results.plan import StudyConfig
 
 log = logging.getLogger(__name__)
 
-REASONS = {
+# Keyed by errno; an OSError's errno may be None (looked up, never found).
+REASONS: dict[int | None, str] = {
     errno.ENOSPC: "no space left on device",
     errno.EDQUOT: "disk quota exceeded",
     errno.EROFS: "read-only file system",
@@ -77,9 +83,10 @@ def free_text(path: Path) -> str:
     return "free space unknown" if free is None else f"{human(free)} free"
 
 
-def _causes(exc: BaseException):
+def _causes(exc: BaseException) -> Iterator[BaseException]:
     """The exception, its causes and contexts, and a Ray task error's cause, each once."""
-    seen, todo = set(), [exc]
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
     while todo:
         e = todo.pop()
         if e is None or id(e) in seen:
@@ -89,7 +96,7 @@ def _causes(exc: BaseException):
         todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
 
 
-def _under(filename: str | os.PathLike, storage: Path) -> bool:
+def _under(filename: str | os.PathLike[str], storage: Path) -> bool:
     try:
         return Path(os.path.abspath(filename)).is_relative_to(Path(os.path.abspath(storage)))
     except (TypeError, ValueError):
@@ -185,7 +192,7 @@ def tables_bytes(trials: int, epochs: int) -> int:
     return 32 * 1024 + trials * 1024 + trials * epochs * 320
 
 
-def estimate(cfg, checkpoints_kept: int) -> Estimate:
+def estimate(cfg: StudyConfig, checkpoints_kept: int) -> Estimate:
     """What the study ``cfg`` writes: the largest network's checkpoint x the checkpoints a trial holds (the best
     ``checkpoints_kept``, its latest, and one that Ray deleted but the last good copy of its state still names)
     x trials, the tables, Ray's experiment state (and that good copy, ~32 KiB a trial each) and the per-trial
@@ -246,7 +253,7 @@ def release_reserve(study_dir: Path) -> bool:
     return True
 
 
-def reserve_size(cfg) -> int:
+def reserve_size(cfg: StudyConfig) -> int:
     """Room for one more version of both tables at their planned final size."""
     return max(RESERVE_MIN, tables_bytes(cfg.num_samples * len(cfg.tasks), cfg.epochs))
 

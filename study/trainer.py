@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.types import STEP_OUTPUT
 
 from datamodules.collate import Batch
 from models.metrics import TRAIN_LOSS, VAL_LOSS
@@ -23,14 +25,19 @@ class FiniteLossGuard(Callback):
     """The one non-finite loss check: raises at the first NaN or infinite training loss, and at a non-finite
     epoch validation loss, before anything is reported (Lightning's own checks stop quietly instead)."""
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT, batch: Batch, batch_idx: int
+    ) -> None:
+        # Lightning annotates outputs as STEP_OUTPUT (a Tensor, any Mapping or None); its training loops hand the
+        # step's output on as a dict, never as another Mapping.
+        loss = cast("torch.Tensor | None", outputs["loss"] if isinstance(outputs, dict) else outputs)
         if loss is not None and not torch.isfinite(loss.detach()).all():
             raise NonFiniteLossError(
                 f"non-finite training loss {loss.item()} at epoch {trainer.current_epoch + 1}, batch {batch_idx}"
             )
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:  # after validation; before reporting callbacks
+    # After validation; before the reporting callbacks.
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for name in (TRAIN_LOSS, VAL_LOSS):
             value = trainer.callback_metrics.get(name)
             if value is not None and not math.isfinite(float(value)):
@@ -50,10 +57,12 @@ class EpochStats(Callback):
         self.useful_px = 0
         self.padded_px = 0
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.reset()
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch: Batch, batch_idx) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT, batch: Batch, batch_idx: int
+    ) -> None:
         if self.first_step_at is None:
             self.first_step_at = time.time()
         self.images += len(batch)
@@ -78,7 +87,7 @@ def build_trainer(
     callbacks: list[Callback],
     accelerator: str = "auto",
     deterministic: bool = False,
-    **overrides,
+    **overrides: Any,
 ) -> L.Trainer:
     """The one Trainer configuration every trial uses: bf16 mixed precision on GPU, 32-bit on CPU."""
     on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()

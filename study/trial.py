@@ -7,6 +7,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import lightning as L
 import psutil
@@ -21,7 +22,7 @@ from models.hparams import TrialParams
 from models.inference import CHECKPOINT_FILE
 from models.metric_names import METRICS
 from models.segmenter import Segmenter
-from results.plan import TaskPreset
+from results.plan import DataSource, TaskPreset
 from study.faults import FaultInjector
 from study.trainer import EpochStats, build_trainer
 
@@ -39,6 +40,7 @@ class RunSettings:
     objective: str
     compile: Compile  # decided in the worker (AUTO: on where it sees a GPU)
     class_frequencies: tuple[float, ...] | None = None  # measured once per study (study/tuner.py)
+    source: DataSource | None = None  # the study's dataset folders (--data, --val-data); None renders
 
 
 class TuneReport(Callback):
@@ -56,14 +58,16 @@ class TuneReport(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logged = trainer.callback_metrics
-        metrics = {k: float(v) for k, v in logged.items() if k in METRICS}
+        metrics: dict[str, float | str] = {k: float(v) for k, v in logged.items() if k in METRICS}
         if self.objective not in metrics:
             raise KeyError(f"objective {self.objective!r} was not logged; logged: {sorted(logged)}")
         metrics.update(self.stats.summary(trainer), epoch=trainer.current_epoch + 1, node=_node())
         if self.compiled is not None:  # what this epoch compiled (a resumed trial compiles again in its first)
             metrics.update(self.compiled.since_last())
-        metrics["setup_seconds"] = self.stats.first_step_at - self.entered  # data, model, Trainer, resume
-        metrics["process_to_first_step_seconds"] = self.stats.first_step_at - self.process_started
+        # EpochStats sets it at this process's first training batch, which Lightning runs before any epoch ends.
+        first_step_at = cast(float, self.stats.first_step_at)
+        metrics["setup_seconds"] = first_step_at - self.entered  # data, model, Trainer, resume
+        metrics["process_to_first_step_seconds"] = first_step_at - self.process_started
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save_checkpoint(Path(tmp) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
@@ -89,12 +93,12 @@ def build_segmenter(params: TrialParams, run: RunSettings) -> Segmenter:
     )
 
 
-def train_trial(config: dict, run: RunSettings) -> None:
+def train_trial(config: dict[str, Any], run: RunSettings) -> None:
     """The Tune trainable: resumes from Tune's checkpoint when Ray restarts the trial."""
     params = TrialParams.from_config(config)
     torch.set_num_threads(max(1, int(run.cpus)))
     L.seed_everything(run.seed, workers=True, verbose=False)
-    datamodule = run.preset.datamodule(run.task, seed=run.seed, num_workers=run.num_workers)
+    datamodule = run.preset.datamodule(run.task, seed=run.seed, num_workers=run.num_workers, source=run.source)
     model = build_segmenter(params, run)
     model.net.checkpoint_levels = run.preset.checkpoint_levels
     watch = None

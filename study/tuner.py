@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pandas as pd
 from ray import tune
@@ -16,15 +18,22 @@ from results.plan import StudyConfig
 from results.query import load_trials
 from results.tables import StudyTables
 from study.callbacks import StateNotRestored, TablesCallback, restoring_with
+from study.progress import Progress
 from study.search import StudySearch, journal_path, reconcile
 from study.space import Space
 from study.state import StateKeeper
 from study.stop import STOP
 from study.trial import RunSettings, train_trial
 
+if TYPE_CHECKING:
+    from ray.tune import Trainable
+    from ray.tune.experiment import Trial
+
 log = logging.getLogger(__name__)
 MAX_FAILURES = 2  # a crashed trial is retried from its last checkpoint this many times, then marked ERROR
 CHECKPOINTS_KEPT = 2  # per trial, the best by the objective (Ray keeps the latest as well)
+NEW_OUTPUT = "RAY_AIR_NEW_OUTPUT"  # Ray Tune's console output: its new reporter ("1") or the classic one ("0")
+NO_AUTO_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # Tune's switch for its default loggers (TensorBoard's too)
 
 
 def result_loggers() -> list[tune.Callback]:
@@ -33,7 +42,7 @@ def result_loggers() -> list[tune.Callback]:
     That logger makes Ray print a `tensorboard --logdir` line pointing into its temporary session folder; the
     trials' TensorBoard events come from Lightning instead (study/trainer.py), under the study directory.
     """
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # read by Tune when fit() starts, restore included
+    os.environ[NO_AUTO_LOGGERS] = "1"  # read by Tune when fit() starts
     return [JsonLoggerCallback(), CSVLoggerCallback()]
 
 
@@ -41,7 +50,7 @@ def class_frequencies(cfg: StudyConfig, task: str) -> tuple[float, ...] | None:
     """Measured once per study on the driver, where a loss of the task can weight classes by them."""
     if not any(CLASS_WEIGHTING in spec.params for spec in LOSSES[task].values()):
         return None
-    return cfg.task_presets[task].datamodule(task, seed=cfg.seed).class_frequencies()
+    return cfg.task_presets[task].datamodule(task, seed=cfg.seed, source=cfg.data_source()).class_frequencies()
 
 
 def run_settings(cfg: StudyConfig, task: str) -> RunSettings:
@@ -55,12 +64,23 @@ def run_settings(cfg: StudyConfig, task: str) -> RunSettings:
         objective=cfg.metric,
         compile=cfg.compile,
         class_frequencies=class_frequencies(cfg, task),
+        source=cfg.data_source(),
     )
 
 
-def trainable(cfg: StudyConfig, task: str):
+class _Errored(TypedDict, total=False):
+    """What ``Tuner.restore`` does with the errored trials: one of the two flags."""
+
+    restart_errored: bool
+    resume_errored: bool
+
+
+def trainable(cfg: StudyConfig, task: str) -> type[Trainable] | Callable[..., Any]:
     resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
-    return tune.with_resources(tune.with_parameters(train_trial, run=run_settings(cfg, task)), resources)
+    wrapped: type[Trainable] | Callable[..., Any] = tune.with_resources(
+        tune.with_parameters(train_trial, run=run_settings(cfg, task)), resources
+    )
+    return wrapped
 
 
 def devices_per_trial(cfg: StudyConfig) -> float:
@@ -77,7 +97,9 @@ def max_concurrent(cfg: StudyConfig, cluster: dict[str, float]) -> int:
     return max(1, int(min(by_cpu, by_gpu)))
 
 
-def build_tuner(cfg: StudyConfig, task: str, concurrency: int, tables: StudyTables) -> tune.Tuner:
+def build_tuner(
+    cfg: StudyConfig, task: str, concurrency: int, tables: StudyTables, *, verbose: bool = False
+) -> tune.Tuner:
     mode = mode_of(cfg.metric)
     search = StudySearch(
         Space(task, cfg.task_presets[task]),
@@ -113,31 +135,38 @@ def build_tuner(cfg: StudyConfig, task: str, concurrency: int, tables: StudyTabl
                 num_to_keep=CHECKPOINTS_KEPT, checkpoint_score_attribute=cfg.metric, checkpoint_score_order=mode
             ),
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-            callbacks=[callback, *result_loggers()],
-            verbose=1,
+            callbacks=[callback, Progress(tables, task, cfg.epochs), *result_loggers()],
+            verbose=1 if verbose else 0,  # Ray's trial tables: --verbose; our own lines otherwise (study.progress)
         ),
     )
 
 
-def trial_dirname(trial) -> str:
+def trial_dirname(trial: Trial) -> str:
     """Short trial directories (Ray's default name spells out every parameter)."""
     return f"trial_{trial.trial_id}"
 
 
 def record_best_checkpoints(cfg: StudyConfig, results: tune.ResultGrid, tables: StudyTables) -> None:
-    for result in results:
+    # ResultGrid is a sequence by __getitem__ and __len__ (Python's old iteration protocol); Ray declares no
+    # __iter__ for it.
+    for result in results:  # type: ignore[attr-defined]
         trial_id = (result.metrics or {}).get("trial_id")
         if trial_id and result.best_checkpoints:  # a trial that failed before its first epoch has none
             best = result.get_best_checkpoint(cfg.metric, mode_of(cfg.metric))
             tables.set_checkpoint_path(trial_id, best.path)
 
 
-def run_task(cfg: StudyConfig, task: str, concurrency: int, tables: StudyTables) -> tune.ResultGrid:
+def run_task(
+    cfg: StudyConfig, task: str, concurrency: int, tables: StudyTables, *, verbose: bool = False
+) -> tune.ResultGrid:
     """Runs (or, with --resume, restores and finishes) the task's Tuner.
 
     Never starts a fresh experiment for a task whose trials the tables already hold (StateNotRestored). A
     storage failure or a signal during ``fit`` ends it early (see ``study.stop``); the caller looks at ``STOP``.
     """
+    # Ray's new console output prints an experiment box even when silent; its classic reporter at verbosity 0
+    # prints nothing. Our lines come from study.progress either way.
+    os.environ[NEW_OUTPUT] = "1" if verbose else "0"
     exp_dir = (cfg.study_dir / task).resolve()
     restore = cfg.resume and tune.Tuner.can_restore(str(exp_dir))
     if cfg.resume and not restore and tables.trial_ids(task):
@@ -149,11 +178,12 @@ def run_task(cfg: StudyConfig, task: str, concurrency: int, tables: StudyTables)
             for trial_id in tables.errored(task):
                 log.warning("restarting errored %s trial %s from scratch (it gets a new trial id)", task, trial_id)
                 tables.drop_trial(trial_id)
-        errored = {"restart_errored": True} if cfg.restart_errored else {"resume_errored": True}
-        with restoring_with(tables):  # the saved TablesCallback comes back writing to the driver's tables
+        errored: _Errored = {"restart_errored": True} if cfg.restart_errored else {"resume_errored": True}
+        os.environ[NO_AUTO_LOGGERS] = "1"  # on restore too: Ray's own TensorBoard logger and its line stay off
+        with restoring_with(tables):  # the saved callbacks come back writing to the driver's tables
             tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable(cfg, task), **errored)
     else:
-        tuner = build_tuner(cfg, task, concurrency, tables)
+        tuner = build_tuner(cfg, task, concurrency, tables, verbose=verbose)
     results = tuner.fit()
     if STOP.storage is None:
         StateKeeper(exp_dir).snapshot()  # Ray's final save of the run
@@ -165,8 +195,10 @@ def close_optuna_study(cfg: StudyConfig, task: str) -> int:
     """Once every planned trial of the task has finished: no Optuna trial stays RUNNING (see ``reconcile``)."""
     trials = load_trials(cfg.study_dir)
     rows = trials[trials["task"] == task]
+    # pandas-stubs types every attribute of an itertuples row as any scalar pandas knows (str, date, ...);
+    # objective_best is a float64 column.
     outcomes = {
-        str(r.trial_id): (str(r.status), None if pd.isna(r.objective_best) else float(r.objective_best))
+        str(r.trial_id): (str(r.status), None if pd.isna(r.objective_best) else float(r.objective_best))  # type: ignore[arg-type]
         for r in rows.itertuples()
     }
     return reconcile(journal_path(cfg.study_dir, task), task, outcomes)

@@ -1,7 +1,7 @@
 """Synthetic raster well logs: deterministic per (seed, task, index), realistic enough to train on.
 
 Depth runs along the width. ``shape`` gives an instance's size without rendering it; ``render`` draws it at
-any scale (the same scene, smaller). See shared DESIGN §2 and DOMAIN §5 for the spec.
+any scale (the same scene, smaller). What is rendered and why: docs/generator.md.
 
 Modules: ``scene`` (page layout, distortion field), ``lithology`` (shared formation), ``signals`` (curve
 types, tool response, gaps, off-scale), ``styles`` (line coding and classes), ``raster`` (sparse strokes),

@@ -1,4 +1,5 @@
-"""Photometric and scanner degradations (DOMAIN §5.5 steps 3-4) and the visibility pass.
+"""Photometric and scanner degradations (docs/generator.md, 'Scan effects') and the visibility pass
+(docs/generator.md, 'Labels').
 
 Geometry (rotation, feed wander, stretch, mis-registration) was applied to vector geometry before
 rasterising, so labels are exact; everything here changes the image only. Afterwards, labelled curve pixels

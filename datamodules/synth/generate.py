@@ -1,9 +1,9 @@
 """Build the scene of one instance (full scale, from its seed alone) and draw it at a scale.
 
-Random streams (DOMAIN §5.1): ``SeedSequence([seed, task_id, index])`` spawns a shape stream (W, H only) and
-a content stream; the content stream spawns one child per stage, in the fixed order of ``_STAGES``, so a new
-stage never shifts the draws of an existing one. Every draw is in full-scale units and no draw count depends
-on the render scale, except in the ``noise`` stage, which draws last.
+Random streams (docs/generator.md, 'Determinism'): ``SeedSequence([seed, task_id, index])`` spawns a shape
+stream (W, H only) and a content stream; the content stream spawns one child per stage, in the fixed order of
+``_STAGES``, so a new stage never shifts the draws of an existing one. Every draw is in full-scale units and
+no draw count depends on the render scale, except in the ``noise`` stage, which draws last.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from datamodules.labels import IGNORE_INDEX, check_task, task_spec
 from datamodules.synth.degrade import CurveInk, Scan, draw_scan, finish
-from datamodules.synth.grid import draw_grid
+from datamodules.synth.grid import DepthScale, draw_grid
 from datamodules.synth.lithology import make_formation
 from datamodules.synth.marks import draw_marks, draw_shading
 from datamodules.synth.raster import Frame, Path, Stroke, arc_lengths, resample_path, stroke
@@ -101,6 +101,9 @@ class Drawn:
     paths: list[Path]
     borders: npt.NDArray[np.float32]  # (T, 2, w) float32: rows of each track's top and bottom border line per column
     clipped: npt.NDArray[np.bool_]  # (K, w) bool: columns where curve k runs along its track border (value off scale)
+    scene: Scene  # what was drawn (full scale)
+    frame: Frame  # where it was drawn
+    depth: DepthScale  # the depth the page prints
 
 
 def draw(scene: Scene, frame: Frame) -> Drawn:
@@ -110,7 +113,7 @@ def draw(scene: Scene, frame: Frame) -> Drawn:
     t = np.ones((frame.h, frame.w), np.float32)  # transmittance; ink opacity is 1 - t
     blank = frame.any_in_footprint(scene.blank)
     grid = draw_grid(rngs["grid"], t, lay, scene.geometry, frame, blank)
-    draw_depth_numbers(rngs["text"], t, lay, scene.geometry, grid, frame, blank)
+    depth = draw_depth_numbers(rngs["text"], t, lay, scene.geometry, grid, frame, blank)
     draw_header(rngs["text"], t, lay, frame)
     tracks = [tr.track for tr in scene.traces]
     draw_stacks(rngs["text"], t, lay, scene.stacks, [tr.info for tr in scene.traces], tracks, scene.looks, frame)
@@ -149,7 +152,7 @@ def draw(scene: Scene, frame: Frame) -> Drawn:
         ).astype(np.int8),
         curves=tuple(replace(tr.info, style=look.style) for tr, look in zip(scene.traces, scene.looks, strict=True)),
     )
-    return Drawn(sample, scene.looks, hws, paths, borders, np.stack(clipped))
+    return Drawn(sample, scene.looks, hws, paths, borders, np.stack(clipped), scene, frame, depth)
 
 
 def _draw_curves(

@@ -1,4 +1,4 @@
-"""The printed grid (DOMAIN §5.2): track borders, linear and logarithmic value lines, depth lines."""
+"""The printed grid (docs/generator.md, 'Grid'): track borders, linear and logarithmic value lines, depth lines."""
 
 from __future__ import annotations
 
@@ -20,6 +20,23 @@ class Grid:
     major_every: int  # minor spacings per major line (25 or 50)
     borders: tuple[tuple[float, float], ...]  # (row, half-width) of every track border line
     tone: float
+    spacing: float = 1.0  # minor depth-line spacing, in undistorted depth coordinate (full-scale px)
+    first_major: float = 0.0  # undistorted depth coordinate of the first major line on the page (major_x[0])
+
+
+@dataclass(frozen=True)
+class DepthScale:
+    """The depth the page prints: ``start`` (feet or metres) at undistorted depth coordinate ``origin`` (the first
+    major line on the page), ``per_px`` depth units per full-scale px of undistorted depth coordinate."""
+
+    unit: str  # "ft" | "m"
+    start: float
+    origin: float
+    per_px: float
+
+    def at(self, xd: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Depth of undistorted depth coordinates ``xd`` (full-scale px)."""
+        return self.start + (np.asarray(xd, np.float64) - self.origin) * self.per_px
 
 
 def value_lines(track: Track) -> list[tuple[float, bool]]:
@@ -105,5 +122,7 @@ def draw_grid(
             r1 = min(frame.h, round(frame.row(track.bottom)) + d + 1)
             if r0 < r1:
                 t[r0:r1, a:b] *= keep[None, a:b]
-    major = x_img[(k % major_every == 0) & (x_img >= 0) & (x_img < lay.full_w)]
-    return Grid(major, major_every, tuple(borders.items()), tone)
+    on_page = (k % major_every == 0) & (x_img >= 0) & (x_img < lay.full_w)
+    major = x_img[on_page]
+    first = float(xd[on_page][0]) if on_page.any() else float(phase)
+    return Grid(major, major_every, tuple(borders.items()), tone, float(spacing), first)

@@ -1,5 +1,5 @@
-"""The formation one log was run in (DOMAIN §5.3.1): beds shared by every curve, so curves correlate and cross
-where real ones do.
+"""The formation one log was run in (docs/generator.md, 'Formation'): beds shared by every curve, so curves
+correlate and cross where real ones do.
 
 Arrays run along undistorted depth in full-scale columns (depth increases with x).
 """

@@ -1,5 +1,6 @@
-"""Things on the page that are not curves (DOMAIN §1.4, §5.4 distractors): area shading under the curves,
-and hand marks and rubber stamps added on top of the print later. All are labelled background.
+"""Things on the page that are not curves (docs/generator.md, 'Shading, hand marks and stamps'): area shading
+under the curves, and hand marks and rubber stamps added on top of the print later. All are labelled
+background.
 
 Marks are kept as overlays (position + opacity patch) so the visibility pass can tell how much of a curve
 still shows through them.

@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 @dataclass(frozen=True)
 class CurveInfo:
-    """How one plotted trace maps track position to a physical value (DOMAIN §1.3, §5.3).
+    """How one plotted trace maps track position to a physical value (docs/generator.md, 'Curve types and scales').
 
     Attributes:
         kind: curve type preset: "GR", "SP", "CALI", "RES_DEEP", "RES_MED", "RES_SHALLOW", "NPHI", "RHOB",

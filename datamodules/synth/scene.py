@@ -2,9 +2,9 @@
 
 Everything here is in full-scale units (the scale-1.0 raster), drawn independently of the render scale.
 
-Orientation (DOMAIN §1.1): the printed page is turned 90 degrees counter-clockwise, so depth runs along the
-width, the header and scale stacks sit at the left end, track 1 (page left) is the bottom band, and a
-track's left scale edge (position 0) is its bottom row.
+Orientation (docs/generator.md, 'Orientation'): the printed page is turned 90 degrees counter-clockwise, so
+depth runs along the width, the header and scale stacks sit at the left end, track 1 (page left) is the
+bottom band, and a track's left scale edge (position 0) is its bottom row.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any, TypeVar, overload
 import numpy as np
 import numpy.typing as npt
 
-# What a track holds (DOMAIN §1.1, §1.3): track 1 carries GR/SP/caliper on a linear grid; resistivity goes
-# on a log grid; porosity (neutron-density) and sonic on linear grids.
+# What a track holds (docs/generator.md, 'Layout'): track 1 carries GR/SP/caliper on a linear grid;
+# resistivity goes on a log grid; porosity (neutron-density) and sonic on linear grids.
 ROLE_SCALE = {"T1": "lin", "RES": "log", "POR": "lin", "SON": "lin"}
 _ROLE_SETS = {
     1: ((("T1",), 0.5), (("RES",), 0.30), (("POR",), 0.2)),  # a lone sonic track would hold one curve

@@ -1,5 +1,6 @@
-"""Curve signals (DOMAIN §5.3): which curves a log carries, their physics on the shared formation, the tool
-response, logging interval, pen-up gaps, splices and off-scale handling (clip, wrap, backup trace).
+"""Curve signals: which curves a log carries, their physics on the shared formation, the tool response,
+logging interval, pen-up gaps, splices and off-scale handling (clip, wrap, backup trace). docs/generator.md
+describes each, from 'Curve types and scales' to 'Off-scale: clip, wrap, backup'.
 
 Everything is full scale: arrays are (W,) over full-scale columns, rows are full-scale rows.
 """
@@ -22,7 +23,7 @@ MAX_CURVES = 5
 
 @dataclass(frozen=True)
 class Preset:
-    """How one curve type behaves (DOMAIN §1.3 table, §5.3.3). Ranges are (lo, hi) of uniform draws.
+    """How one curve type behaves (docs/generator.md, 'Curve signals'). Ranges are (lo, hi) of uniform draws.
 
     ``tool`` is the Gaussian vertical response (px); ``noise`` the filtered measurement noise in track
     widths (counting statistics on GR and neutron); ``spikes``, ``sines`` and ``trend`` scale the spec's
@@ -59,7 +60,7 @@ NAMES = {  # mnemonic printed in the scale stack
     "RHOB": ("RHOB", "ZDEN"),
     "DT": ("DT", "AC"),
 }
-# Per track role: the primary curve, then optional companions (DOMAIN §1.1, §1.3).
+# Per track role: the primary curve, then optional companions (docs/generator.md, 'Curve types and scales').
 _PRIMARY = {"T1": (("GR", 0.85), ("SP", 0.15)), "RES": (("RES_DEEP", 1.0),), "POR": (("NPHI", 0.6), ("RHOB", 0.4))}
 _PRIMARY["SON"] = (("DT", 1.0),)
 _COMPANIONS = {"T1": ("GR", "SP", "CALI"), "RES": ("RES_SHALLOW", "RES_MED"), "POR": ("NPHI", "RHOB"), "SON": ()}
@@ -176,7 +177,8 @@ def _res_left(rng: np.random.Generator, r: npt.NDArray[np.float64], decades: int
 
 
 def _value(kind: str, f: Formation, log: _Log) -> npt.NDArray[np.float64]:
-    """Physical value per column before the tool response (DOMAIN §5.3.3, simple petrophysics)."""
+    """Physical value per column before the tool response: simple petrophysics
+    (docs/generator.md, 'Curve types and scales')."""
     clean = 1.0 - f.vsh
     if kind == "GR":
         gr = log.gr_clean + f.vsh * (log.gr_shale - log.gr_clean) + f.hot
@@ -228,8 +230,8 @@ def _response(rng: np.random.Generator, pos: npt.NDArray[np.float64], preset: Pr
 
 
 def _logged(rng: np.random.Generator, w: int) -> tuple[npt.NDArray[np.bool_], int, float, float]:
-    """Where one curve was logged (DOMAIN §5.3.4) and its splice: (on mask, splice column or -1, depth shift,
-    value shift)."""
+    """Where one curve was logged and its splice (docs/generator.md, 'Logging interval, gaps and splices'):
+    (on mask, splice column or -1, depth shift, value shift)."""
     on = np.ones(w, bool)
     if rng.random() < 0.3:  # not spanning the full width
         a, b = rng.uniform(0, 0.3) * w, rng.uniform(0.7, 1.0) * w

@@ -1,4 +1,5 @@
-"""Line coding of the traces (DOMAIN §1.3, §5.4) and the multiclass identity rule that follows from it.
+"""Line coding of the traces and the multiclass identity rule that follows from it
+(docs/generator.md, 'Line coding and classes').
 
 Curves sharing a track are told apart by line coding: the track's primary is usually solid and dark, its
 companions dashed, dotted or a lighter solid; backup traces are dashed or dotted. The style rule turns this
@@ -15,7 +16,7 @@ from datamodules.labels import task_spec
 from datamodules.synth.raster import Pen
 
 SECONDARY = ("long", "short", "dot", "dashdot", "light")
-_PATTERN = {  # period (full-scale px), duty: DOMAIN §5.4
+_PATTERN = {  # period (full-scale px), duty: docs/generator.md, 'Line coding and classes'
     "long": ((12, 30), (0.5, 0.8)),
     "short": ((6, 12), (0.5, 0.7)),
     "dot": ((4, 6), (0.3, 0.5)),

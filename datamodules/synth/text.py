@@ -11,7 +11,7 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFilter
 
 from datamodules.synth.fonts import font, quantise, text_mask
-from datamodules.synth.grid import Grid
+from datamodules.synth.grid import DepthScale, Grid
 from datamodules.synth.raster import Frame, stamp
 from datamodules.synth.sample import CurveInfo
 from datamodules.synth.scene import Geometry, Layout, Stacks
@@ -48,14 +48,18 @@ def draw_depth_numbers(
     grid: Grid,
     frame: Frame,
     blank: npt.NDArray[np.bool_],
-) -> None:
-    """Depth numbers at every major depth line (every 50 or 100 ft, or 25 or 50 m), increasing with x."""
+) -> DepthScale:
+    """Depth numbers at every major depth line (every 50 or 100 ft, or 25 or 50 m), increasing with x.
+
+    Returns the depth scale they print (also where no number is drawn: the page's depth is known all the same).
+    """
     metric = rng.random() < 0.25
     step = (1 if metric else 2) * grid.major_every  # minor lines every 2 ft (or 1 m)
     start = step * int(rng.uniform(100, 12000) / (3.28 if metric else 1.0) // step)
     size, a = rng.uniform(8, 20), rng.uniform(0.75, 1.0)
+    scale = DepthScale("m" if metric else "ft", float(start), grid.first_major, (1 if metric else 2) / grid.spacing)
     if lay.depth_band is None or grid.major_x.size == 0:
-        return
+        return scale
     top, bot = lay.depth_band
     spacing = float(np.min(np.diff(grid.major_x))) if grid.major_x.size > 1 else float(lay.full_w)
     widest = str(start + step * grid.major_x.size)
@@ -65,12 +69,13 @@ def draw_depth_numbers(
         rotate = not rotate
         fit = _fit(widest, size, rotate, 0.8 * spacing, bot - top - 2)
     if fit == 0:
-        return
+        return scale
     ok = ~blank[np.clip(np.rint(frame.col(grid.major_x)).astype(np.int64), 0, frame.w - 1)]
     for i, x in enumerate(grid.major_x):
         if ok[i]:
             y = 0.5 * (top + bot) + float(geo.dy_grid[min(lay.full_w - 1, max(0, round(x)))])
             _put(t, frame, str(start + step * i), fit, rotate, float(x), y, a)
+    return scale
 
 
 _TITLES = (

@@ -16,8 +16,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from study.progress import TRIAL_STARTED
+
 REPO = Path(__file__).resolve().parents[2]
-STARTED = "started with configuration"  # Ray Tune's line when a trial starts
+STARTED = TRIAL_STARTED  # the driver's line when a trial starts (study.progress)
 
 
 def driver_env(home: Path, extra: Mapping[str, str | None] | None = None) -> dict[str, str]:

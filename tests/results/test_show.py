@@ -65,3 +65,25 @@ def test_module_entry_point_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_storage_folder_lists_its_studies(study, tmp_path, capsys):
+    import shutil
+
+    from results.plan import STUDY_FILE, StudyConfig, TaskPreset
+
+    storage = tmp_path / "runs"
+    shutil.copytree(study / "tables", storage / "golden" / "tables")
+    preset = TaskPreset(4, 1, 0.1, base_channels=(4,), depths=(2, 3))
+    plan = StudyConfig("golden", str(storage), "smoke", ("binary", "multiclass"), {"binary": preset,
+                       "multiclass": preset}, 6, 4, None, 0.0, 1.0, 1, 2, 0, "val_dice_fg")  # fmt: skip
+    (storage / "golden" / STUDY_FILE).write_text(plan.to_json())
+    (storage / "empty").mkdir()
+    (storage / "empty" / STUDY_FILE).write_text(plan.to_json())
+    assert main([str(storage)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"2 studies in {storage.absolute()}:"
+    assert out[1].startswith("  empty: binary, multiclass, 4 trials x 6 epochs per task; no trial yet;")
+    assert out[2].startswith("  golden: binary, multiclass, 4 trials x 6 epochs per task; ") and "completed" in out[2]
+    assert main([str(tmp_path)]) == 2  # no study in it: one line saying so
+    assert "holds no study" in capsys.readouterr().err

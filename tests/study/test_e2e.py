@@ -58,7 +58,8 @@ def test_both_tasks_end_to_end(tmp_path):
     assert f"report: {study_dir / 'report.html'}" in proc.stdout
     assert "<html" in (study_dir / "report.html").read_text()[:200].lower()
     # Without a dashboard, the plan is the first line of the output.
-    assert proc.stdout.splitlines()[0].startswith("study e2e: preset smoke (auto: Ray sees no GPU); binary, multiclass")
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("study e2e: preset smoke (auto: this machine has no GPU); binary, multiclass")
 
 
 def test_the_dashboard_url_and_the_plan_reach_a_redirected_log_first(tmp_path):

@@ -17,6 +17,7 @@ from datamodules.collate import collate
 from datamodules.preview import write_png
 from datamodules.synth import Sample, render
 from models.extraction import candidates_table, class_candidates
+from models.inference import CHECKPOINT_FILE
 from models.segmenter import Segmenter
 from results.query import best_trials
 from study import predict
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _best(study_dir: Path, task: str) -> Path:
     best = best_trials(study_dir)
-    return Path(str(best.loc[best["task"] == task, "checkpoint_path"].iloc[0])) / predict.CHECKPOINT_FILE
+    return Path(str(best.loc[best["task"] == task, "checkpoint_path"].iloc[0])) / CHECKPOINT_FILE
 
 
 def _reference(ckpt_file: Path, image: np.ndarray):
@@ -132,4 +133,67 @@ def test_predict_imports_no_ray(tiny_study, tmp_path):
     args = ["--best", str(tiny_study), "--task", "binary", "--index", "0", "--out", str(tmp_path / "o")]
     proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["classes.png", "curves.csv", "overlay.png"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "classes.png", "curves.csv", "overlay.png", "summary.csv"
+    ]  # fmt: skip
+
+
+def _summary(out: Path) -> dict[str, str]:
+    with open(out / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1
+    return rows[0]
+
+
+def test_predict_never_overwrites_and_names_outputs_by_image_and_task(tiny_study, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    image = render(5, seed=0, task="binary", scale=0.05).image
+    for name in ("scan.png", "scan.tif"):
+        Image.fromarray(image).save(tmp_path / name)
+    for task in ("binary", "multiclass"):
+        for name in ("scan.png", "scan.tif"):
+            assert predict.main(["--best", str(tiny_study), "--task", task, "--image", name]) == 0
+    capsys.readouterr()
+    folders = sorted(p.name for p in (tmp_path / "predictions").iterdir())
+    assert folders == ["scan.png-binary", "scan.png-multiclass", "scan.tif-binary", "scan.tif-multiclass"]
+    assert _summary(tmp_path / "predictions" / "scan.png-binary")["warnings"] == ""  # a raster like training's
+    before = (tmp_path / "predictions" / "scan.png-binary" / "curves.csv").read_bytes()
+    line = _one_line_exit_2(["--best", tiny_study, "--task", "binary", "--image", "scan.png"], capsys)
+    assert "exists" in line and "--force" in line
+    assert (tmp_path / "predictions" / "scan.png-binary" / "curves.csv").read_bytes() == before  # nothing lost
+    assert predict.main(["--best", str(tiny_study), "--task", "binary", "--image", "scan.png", "--force"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("pixels", "words"),
+    [
+        (np.full((30, 400), 250, np.uint8), "blank"),
+        (np.zeros((1, 1), np.uint8), "tiny"),
+        (np.tile(np.arange(256, dtype=np.uint8)[:, None], (3, 400)), "height"),  # 768 px: 24 x the tallest
+    ],
+    ids=["blank", "1x1", "20x-tall"],
+)
+def test_predict_warns_when_it_doubts(tiny_study, tmp_path, capsys, pixels, words):
+    """The study trained on rasters 24-32 px tall (scale 0.05): 1 x 1, blank and 20 times taller ones warn."""
+    scan = tmp_path / "odd.png"
+    Image.fromarray(pixels).save(scan)
+    out = tmp_path / "out"
+    assert predict.main(["--best", str(tiny_study), "--task", "binary", "--image", str(scan), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"predict: warning: {words}" in captured.err
+    assert "1 warning" in captured.out or "warnings" in captured.out
+    assert words in _summary(out)["warnings"]
+
+
+def test_a_colour_scan_warns(tiny_study, tmp_path, capsys):
+    rgb = np.repeat(render(5, seed=0, task="binary", scale=0.05).image[:, :, None], 3, axis=2)
+    rgb[..., 0] = 255  # a red cast: a colour scan
+    scan = tmp_path / "colour.png"
+    write_png(scan, rgb)
+    assert (
+        predict.main(
+            ["--best", str(tiny_study), "--task", "binary", "--image", str(scan), "--out", str(tmp_path / "o")]
+        )
+        == 0
+    )
+    assert "predict: warning: colour" in capsys.readouterr().err

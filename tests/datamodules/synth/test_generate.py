@@ -1,4 +1,4 @@
-"""The generator's contract (DOMAIN §5.1, §5.9.1): determinism, sizes, the Sample fields, the same scene at
+"""The generator's contract (docs/generator.md, 'Determinism'): determinism, sizes, the Sample fields, the same scene at
 every scale. Small scales and few instances, so the file runs in seconds."""
 
 from __future__ import annotations

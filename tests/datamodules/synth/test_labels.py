@@ -1,4 +1,4 @@
-"""Labels and the curve side channel agree with what the image shows (DOMAIN §5.5-5.6, §5.9.2-5.9.5)."""
+"""Labels and the curve side channel agree with what the image shows (docs/generator.md, 'Labels')."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def test_binarised_rasters_have_no_invisible_labelled_ink():
 
 
 def test_grey_rasters_show_their_labelled_ink(drawn):
-    """Labelled curve pixels are darker than the paper around them (by > 0.05 of full scale, DOMAIN's eps),
+    """Labelled curve pixels are darker than the paper around them (by > 0.05 of full scale, the generator's eps),
     up to sensor noise and JPEG ringing on single pixels."""
     for _, d in drawn:
         s = d.sample
@@ -138,8 +138,8 @@ def test_grey_rasters_show_their_labelled_ink(drawn):
 
 
 def test_class_balance(drawn):
-    """Curve ink is rare but present: 0.2-1.5 % per curve at full scale (DOMAIN §5.6); at scale 0.25 strokes
-    keep a 1 px minimum, so up to 5 curves may take 0.2-10 % of a raster, background the rest."""
+    """Curve ink is rare but present: 0.2-1.5 % per curve at full scale (docs/generator.md, 'Strokes'); at scale
+    0.25 strokes keep a 1 px minimum, so up to 5 curves may take 0.2-10 % of a raster, background the rest."""
     for task, d in drawn:
         lab = d.sample.label
         fg = np.isin(lab, (1, 2)).mean()

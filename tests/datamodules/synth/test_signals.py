@@ -1,4 +1,5 @@
-"""Curve signals behave like their types (DOMAIN §5.3), measured on the full-scale scene (no rendering).
+"""Curve signals behave like their types (docs/generator.md, 'Curve signals'), measured on the full-scale
+scene (no rendering).
 
 Statistics per curve, on the plotted track position of a primary trace, over columns where it is logged and
 on scale (unwrapped by its lap):
@@ -74,7 +75,7 @@ def _median(stats, kind: str, what: str) -> float:
     return float(np.median(values))
 
 
-# (static share, range used) bands per type, from DOMAIN §5.3.3 and §1.3:
+# (static share, range used) bands per type, from docs/generator.md, 'Curve types and scales' and 'Curve signals':
 BANDS = {
     # GR: blocky and noisy (counting statistics keep it moving); sand 15-60 vs shale 80-140 API on 0-150.
     "GR": ((0.03, 0.45), (0.3, 0.95)),

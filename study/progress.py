@@ -133,9 +133,7 @@ class Progress(tune.Callback):
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         config = trial.config
         shown = ", ".join(
-            f"{k} {config[k]:.2g}" if isinstance(config[k], float) else f"{k} {config[k]}"
-            for k in SHOWN
-            if k in config
+            f"{k} {config[k]:.2g}" if isinstance(config[k], float) else f"{k} {config[k]}" for k in SHOWN if k in config
         )
         self._say(f"{self.task} trial {trial.trial_id}{TRIAL_STARTED}{shown})")
 

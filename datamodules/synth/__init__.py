@@ -6,7 +6,8 @@ any scale (the same scene, smaller). What is rendered and why: docs/generator.md
 Modules: ``scene`` (page layout, distortion field), ``lithology`` (shared formation), ``signals`` (curve
 types, tool response, gaps, off-scale), ``styles`` (line coding and classes), ``raster`` (sparse strokes),
 ``grid``, ``text``, ``fonts``, ``marks`` (shading, hand marks, stamps), ``degrade`` (paper, scanner,
-visibility), ``generate`` (the order of it all), ``sample`` (what comes out).
+visibility), ``generate`` (the order of it all), ``sample`` (what comes out), ``register`` (the exact
+registration of a raster: depth per column, each curve's scale; ``render_registered``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from datamodules.labels import check_task
+from datamodules.registration import Registration
 from datamodules.synth.generate import GENERATOR_VERSION, Drawn, build_scene, draw, full_shape, shape
 from datamodules.synth.raster import Frame
+from datamodules.synth.register import registration_of
 from datamodules.synth.sample import CurveInfo, Sample
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "Sample",
     "render",
     "render_drawn",
+    "render_registered",
     "shape",
 ]
 
@@ -52,6 +56,20 @@ def render_drawn(index: int, *, seed: int, task: str, scale: float = 1.0) -> Dra
     h, w = shape(index, seed=seed, task=task, scale=scale)
     scene = build_scene(index, seed=seed, task=task, full_h=full_h, full_w=full_w)
     return draw(scene, Frame(h, w, full_h, full_w))
+
+
+def render_registered(index: int, *, seed: int, task: str, scale: float = 1.0) -> tuple[Sample, Registration]:
+    """``render`` and the exact registration of the raster (``register.registration_of``), with well-header
+    fields that name the instance."""
+    drawn = render_drawn(index, seed=seed, task=task, scale=scale)
+    well = {
+        "WELL": f"SYNTHETIC {task.upper()} {index}",
+        "COMP": "welllog-study",
+        "FLD": "SYNTHETIC",
+        "LOC": f"seed {seed} index {index} scale {scale:g}",
+        "SRVC": f"welllog-study generator v{GENERATOR_VERSION}",
+    }
+    return drawn.sample, registration_of(drawn, well)
 
 
 def _render_with_shape(h: int, w: int, index: int, *, seed: int, task: str, scale: float = 1.0) -> Sample:

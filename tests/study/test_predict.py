@@ -114,7 +114,7 @@ def test_bad_inputs_exit_2_with_one_line(tiny_study, tmp_path, capsys):
         (["--checkpoint", binary, "--image", scan, "--task", "multiclass"], "is a binary model, not multiclass"),
         (["--best", tiny_study, "--index", 3], "--task is needed"),
         (["--best", empty, "--task", "binary", "--index", 3], "no such table"),
-        (["--checkpoint", binary], "one of the arguments --image --index is required"),
+        (["--checkpoint", binary], "one of the arguments --image --index --images is required"),
         (["--checkpoint", binary, "--index", -1, "--task", "binary"], "must be >= 0"),
         (["--checkpoint", binary, "--image", scan, "--device", "gpu0"], "is not a device"),
     ]

@@ -1,0 +1,59 @@
+"""The generator's registration is exact: through it, every drawn curve row gives back the track position the
+generator plotted there, its picks lie on their curves, and it reads back through the checked parser."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from datamodules.labels import TASKS
+from datamodules.registration import parse
+from datamodules.synth import render_drawn, render_registered
+from datamodules.synth.raster import sample_pieces
+from datamodules.synth.register import mnemonic, registration_of
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("index", [0, 1, 7])
+def test_the_registration_maps_each_curve_back_to_what_was_plotted(task, index):
+    drawn = render_drawn(index, seed=0, task=task, scale=0.1)
+    reg = registration_of(drawn)
+    s = drawn.sample
+    assert (reg.width, reg.height) == (s.image.shape[1], s.image.shape[0])
+    for k, trace in enumerate(drawn.scene.traces):
+        top, bottom = reg.band(trace.track)
+        pos = (bottom - s.curve_rows[k]) / (bottom - top)  # through the registration
+        plotted, _ = sample_pieces(trace.pos, trace.seg, drawn.frame.centres())  # what the generator drew
+        m = s.curve_scored[k]
+        np.testing.assert_allclose(pos[m], plotted[m], atol=1e-3)
+    names = [c.mnemonic for _, c in reg.curves()]
+    primaries = [c for c in s.curves if c.backup_of < 0]
+    assert names == [mnemonic(c.kind) for c in sorted(primaries, key=lambda c: _track_of(drawn, c))]
+
+
+def _track_of(drawn, info) -> int:
+    return next(tr.track for tr in drawn.scene.traces if tr.info.kind == info.kind and tr.info.backup_of < 0)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_depth_increases_with_the_page_and_picks_lie_on_their_curves(task):
+    sample, reg = render_registered(3, seed=0, task=task, scale=0.1)
+    depth = reg.depth_at(np.arange(reg.width, dtype=np.float64))
+    assert np.all(np.diff(depth) > 0)
+    assert reg.depth_unit in ("ft", "m") and reg.well["WELL"] == f"SYNTHETIC {task.upper()} 3"
+    kinds = {mnemonic(c.kind): k for k, c in enumerate(sample.curves) if c.backup_of < 0}
+    for _, scale in reg.curves():
+        k = kinds[scale.mnemonic]
+        for p in scale.picks:
+            assert sample.curve_rows[k, int(p.column)] == pytest.approx(p.row, abs=1e-3)
+            assert sample.curve_laps[k, int(p.column)] == p.lap
+    assert parse(json.loads(json.dumps(reg.to_json())), "generated").to_json() == reg.to_json()
+
+
+def test_the_generator_output_is_unchanged_by_registering():
+    a = render_drawn(5, seed=0, task="multiclass", scale=0.1).sample
+    b, _ = render_registered(5, seed=0, task="multiclass", scale=0.1)
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.label, b.label)

@@ -44,8 +44,8 @@ from datamodules.layout import (
     image_header,
     label_mode_problem,
     list_folder,
-    parse_fractions,
     size_problem,
+    split_flag,
     study_rasters,
     truth_width,
     validation_rasters,
@@ -278,20 +278,13 @@ def one_line(result: CheckResult, flag: str) -> str:
     return f"{flag}: {first}"
 
 
-def _fractions(text: str) -> tuple[float, float, float]:
-    try:
-        return parse_fractions(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m datamodules.check", description=__doc__.splitlines()[0])
     p.add_argument("folder", type=Path, help="the dataset folder: images/, labels/, optional curves/ and split.csv")
     p.add_argument("--task", required=True, choices=TASKS, help="the task the labels must be of")
     p.add_argument(
         "--split",
-        type=_fractions,
+        type=split_flag,
         default=DEFAULT_SPLIT,
         help=f"TRAIN,VAL,TEST shares of the hash split where there is no split.csv "
         f"(default {','.join(f'{f:g}' for f in DEFAULT_SPLIT)})",

@@ -22,6 +22,7 @@ Nothing here imports torch: the check (``datamodules.check``) and the plan (``re
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import math
@@ -93,6 +94,14 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     if abs(sum(values) - 1.0) > 1e-6 or values[0] == 0 or values[1] == 0:
         raise ValueError(f"the shares must sum to 1 with some training and some validation, got {text!r}")
     return values[0], values[1], values[2]
+
+
+def split_flag(text: str) -> tuple[float, float, float]:
+    """A flag type (``--split``): ``parse_fractions`` with argparse's error, so the mistake is one line."""
+    try:
+        return parse_fractions(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def describe_split(fractions: Sequence[float]) -> str:

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from datamodules.check import ROLES, check_folder, one_line
 from datamodules.cli import Parser, UsageError, non_negative_float, whole_number
 from datamodules.labels import TASKS
-from datamodules.layout import DEFAULT_SPLIT, parse_fractions
+from datamodules.layout import DEFAULT_SPLIT, split_flag
 from models.compile_mode import COMPILE_CHOICES, Compile
 from models.metric_names import DEFAULT_OBJECTIVE, OBJECTIVES, VAL2_PREFIX
 from results.plan import STUDY_FILE, StudyConfig, expand_tasks
@@ -39,13 +39,6 @@ PLAN_FLAGS = (
     "cpus_per_trial", "seed", "metric", "instances", "scale", "compile", "data", "val_data", "split",
 )  # fmt: skip
 ONE_TASK = " or ".join(f"--task {t}" for t in TASKS)
-
-
-def _fractions(text: str) -> tuple[float, float, float]:
-    try:
-        return parse_fractions(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--split",
-        type=_fractions,
+        type=split_flag,
         metavar="TRAIN,VAL,TEST",
         help="shares of the hash split of a --data folder without split.csv "
         f"(default {','.join(f'{f:g}' for f in DEFAULT_SPLIT)})",

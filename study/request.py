@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import stat
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,11 +22,10 @@ from datamodules.labels import TASKS
 from datamodules.layout import DEFAULT_SPLIT, split_flag
 from models.compile_mode import COMPILE_CHOICES, Compile
 from models.metric_names import DEFAULT_OBJECTIVE, OBJECTIVES, VAL2_PREFIX
-from results.plan import STUDY_FILE, StudyConfig, expand_tasks
-from results.query import TableError
-from results.tables import check_resumable
+from results.plan import StudyConfig, expand_tasks
 from study.lock import current_holder
 from study.presets import PRESETS
+from study.saved import check_same_plan, flag_of, load_study
 from study.storage import free_text
 
 DESCRIPTION = "run (or resume) a hyperparameter study of the well-log segmenters"
@@ -150,38 +148,6 @@ def _storage_path(storage: str) -> Path:
     )
 
 
-def _check_not_writable_by_others(study_dir: Path) -> None:
-    """Restore unpickles files from the study: refuse one that other users could have planted files in."""
-    uid = os.getuid()
-    for d in [study_dir, *(p for p in study_dir.iterdir() if p.is_dir())]:
-        st = d.stat()
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or st.st_uid != uid:
-            raise UsageError(
-                f"refusing to resume from {d}: it is writable by other users or not yours "
-                f"(resume unpickles files from it); fix with: chmod -R go-w {study_dir}"
-            )
-
-
-def _load_study(study_dir: Path) -> StudyConfig:
-    if not study_dir.is_dir():
-        raise UsageError(f"no study at {study_dir}; check --name and --storage (start one without --resume)")
-    marker = study_dir / STUDY_FILE
-    if not marker.is_file():
-        raise UsageError(f"{study_dir} is not a study directory (no {STUDY_FILE}); check --name and --storage")
-    _check_not_writable_by_others(study_dir)
-    try:
-        cfg = StudyConfig.from_json(marker.read_text()).with_resume()
-    except (ValueError, TypeError, KeyError) as exc:
-        raise UsageError(f"{marker} is damaged or from another version ({exc}); start a new study") from None
-    from models.hparams import param_types  # imports torch: only when a study is resumed
-
-    try:  # a damaged or newer table must stop the resume before Ray starts, not inside Tune's callback
-        check_resumable(cfg.tables_dir, param_types())
-    except TableError as exc:
-        raise UsageError(f"{exc}; move the damaged file aside to resume without its rows") from None
-    return cfg
-
-
 @dataclass(frozen=True)
 class Request:
     """The command line, validated: what to run. Making one writes nothing and starts no Ray."""
@@ -198,40 +164,6 @@ class Request:
     report: bool = True
     data_rasters: int | None = None  # the rasters of --data the study uses (checked), when it has one
     verbose: bool = False  # Ray Tune's own console output besides ours
-
-
-def _flag(dest: str) -> str:
-    return "--" + dest.replace("_", "-")
-
-
-def _saved_matches(cfg: StudyConfig, dest: str, given: Any) -> tuple[bool, Any]:
-    """Whether the flag value ``given`` agrees with the saved plan, and the saved value in the flag's terms."""
-    presets = [cfg.task_presets[t] for t in cfg.tasks]
-    if dest == "task":
-        saved = "both" if tuple(cfg.tasks) == TASKS else ",".join(cfg.tasks)
-        return expand_tasks(given) == tuple(cfg.tasks), saved
-    if dest == "preset":  # auto chose the saved preset when the study started
-        return given in ("auto", cfg.preset), cfg.preset
-    if dest in ("instances", "scale"):
-        attr = "n_instances" if dest == "instances" else "scale"
-        values = sorted({getattr(p, attr) for p in presets})
-        return values == [given], values[0] if len(values) == 1 else values
-    saved = getattr(cfg, dest)
-    return saved == given, saved
-
-
-def check_same_plan(cfg: StudyConfig, plan: dict[str, Any]) -> None:
-    """UsageError naming every plan flag whose value differs from the saved plan, with both values."""
-    differ = []
-    for dest, given in plan.items():
-        same, saved = _saved_matches(cfg, dest, given)
-        if not same:
-            differ.append(f"{_flag(dest)} saved {saved}, given {given}")
-    if differ:
-        raise UsageError(
-            f"--resume continues study {cfg.name!r} with its saved plan, and these flags differ from it: "
-            f"{'; '.join(differ)}; drop them or give the saved values"
-        )
 
 
 def parse(argv: list[str] | None) -> Request:
@@ -258,7 +190,7 @@ def parse(argv: list[str] | None) -> Request:
     if args.resume:
         if args.name is None:
             raise UsageError("--resume needs --name of the study to continue")
-        saved = _load_study(storage / args.name)
+        saved = load_study(storage / args.name)
         check_same_plan(saved, plan)
         name = args.name
     else:
@@ -300,7 +232,7 @@ def parse(argv: list[str] | None) -> Request:
 
 def _check_data_flags(plan: dict[str, Any]) -> None:
     """The flags of a new study's data that contradict each other (UsageError)."""
-    folders = [_flag(d) for d in ("data", "val_data") if d in plan]
+    folders = [flag_of(d) for d in ("data", "val_data") if d in plan]
     if folders and plan.get("task", "both") == "both":
         raise UsageError(f"{' and '.join(folders)} hold the labels of one task: give {ONE_TASK}")
     if "data" in plan and "scale" in plan:

@@ -26,7 +26,8 @@ from study.callbacks import restored_tables
 
 # Ray's loggers and the start of each message of theirs that is noise or wrong advice for a user of this tool.
 RAY_ADVICE = {
-    # "Token authentication is enabled ... Set RAY_AUTH_MODE=disabled to opt out": the README says how to sign in.
+    # Only the line inviting the user to switch authentication off is dropped; token authentication itself stays on
+    # (cluster.start; the dashboard answers 401 without the token) and the README says how to sign in.
     "ray._private.authentication.authentication_token_setup": ("Token authentication is enabled",),
     # "increase CheckpointConfig(num_to_keep)": a setting of ours, not the user's; a forced snapshot costs nothing.
     "ray.tune.execution.experiment_state": ("Experiment state snapshotting has been triggered",),

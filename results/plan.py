@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from datamodules.labels import TASKS
 from datamodules.layout import DEFAULT_SPLIT
 from models.compile_mode import Compile
+from results.store import child, shown
 
 if TYPE_CHECKING:
     from datamodules.welllog import WellLogDataModule
@@ -99,6 +100,8 @@ class StudyConfig:
     seed: int
     metric: str
     address: str | None = None
+    # --storage URI of a study in object storage (results.store); ``storage`` is then the driver's working copy
+    remote: str | None = None
     compile: Compile = Compile.AUTO
     dashboard: bool = True
     dashboard_host: str = "127.0.0.1"
@@ -110,7 +113,19 @@ class StudyConfig:
 
     @property
     def study_dir(self) -> Path:
+        """Where the driver reads and writes the study's own files (for a study in object storage: its working
+        copy, sent to the store as it changes)."""
         return Path(self.storage) / self.name
+
+    @property
+    def location(self) -> str:
+        """The storage as the user gave it (a path, or a URI without credentials): for messages and commands."""
+        return shown(self.remote) if self.remote else self.storage
+
+    @property
+    def study_location(self) -> str:
+        """Where the study lives: ``study_dir``, or its URI in object storage."""
+        return child(self.location, self.name)
 
     @property
     def tables_dir(self) -> Path:
@@ -131,6 +146,8 @@ class StudyConfig:
         data.pop("resume")
         data.pop("restart_errored")
         data["compile"] = self.compile.value
+        if self.remote:
+            data["remote"] = shown(self.remote)  # credentials written into a URI are never saved
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod

@@ -32,6 +32,7 @@ from results.schema import (
     is_param_column,
     trials_schema,
 )
+from results.store import LocationError, child, is_uri, read_bytes, shown
 
 _FIX = "restore the file from a backup, or delete it to rebuild the study's tables"
 
@@ -40,7 +41,7 @@ class TableError(ValueError):
     """A study table that cannot be trusted: missing, damaged, foreign or of the wrong schema."""
 
     def __init__(self, path: Path | str, reason: str) -> None:
-        self.path = Path(path).absolute()
+        self.path: Path | str = shown(path) if is_uri(path) else Path(path).absolute()
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
@@ -49,7 +50,14 @@ def tables_dir(study_dir: Path | str) -> Path:
     return Path(study_dir) / TABLES_SUBDIR
 
 
-def file_version(path: Path, schema: pa.Schema) -> SchemaVersion:
+def table_location(study_dir: Path | str, name: str) -> Path | str:
+    """Where table ``name`` of a study is: a path, or a URI for a study in object storage."""
+    if is_uri(study_dir):
+        return child(study_dir, TABLES_SUBDIR, name)
+    return tables_dir(study_dir) / name
+
+
+def file_version(path: Path | str, schema: pa.Schema) -> SchemaVersion:
     """The schema version a file declares; TableError for a file that is not ours or is newer than this code."""
     meta = schema.metadata or {}
     if SCHEMA_VERSION_KEY not in meta:
@@ -73,7 +81,7 @@ def expected_schema(name: str, actual: pa.Schema) -> pa.Schema:
     return trials_schema({f.name: f.type for f in actual if f.name.startswith(PARAM_PREFIX)})
 
 
-def conform(path: Path, table: pa.Table, name: str, version: SchemaVersion) -> pa.Table:
+def conform(path: Path | str, table: pa.Table, name: str, version: SchemaVersion) -> pa.Table:
     """Check ``table`` (already migrated to the current major) against the current schema and upgrade it.
 
     Columns added by a later minor version are filled with nulls; anything else that differs (an unknown,
@@ -99,19 +107,37 @@ def conform(path: Path, table: pa.Table, name: str, version: SchemaVersion) -> p
     return table.select(expected.names).replace_schema_metadata(expected.metadata)
 
 
-def read_table(path: Path, name: str) -> tuple[pa.Table, SchemaVersion]:
+def _source(path: Path | str) -> Path | pa.BufferReader:
+    """A local table's path, or the bytes of one in object storage; TableError when there is none."""
+    if is_uri(path):
+        try:
+            data = read_bytes(str(path))
+        except FileNotFoundError:
+            raise TableError(path, "no such table; is this a study written by welllog-study?") from None
+        except (OSError, LocationError) as exc:
+            raise TableError(path, f"cannot be read ({str(exc).strip().splitlines()[0]})") from None
+        if not data:
+            raise TableError(path, f"empty file (0 bytes); {_FIX}")
+        return pa.BufferReader(data)
+    local = Path(path).absolute()
+    if not local.is_file():
+        raise TableError(local, "no such table; is this a study directory written by welllog-study?")
+    if local.stat().st_size == 0:
+        raise TableError(local, f"empty file (0 bytes); {_FIX}")
+    return local
+
+
+def read_table(path: Path | str, name: str) -> tuple[pa.Table, SchemaVersion]:
     """Read one whole table (``TRIALS_FILE`` or ``EPOCHS_FILE``) with page checksums verified.
 
-    Returns the table in the current schema (older versions upgraded: migrated across majors, new columns
-    null) and the version the file was written in. TableError on any problem, naming the file.
+    ``path`` is a file, or an object store URI (``results.store``). Returns the table in the current schema
+    (older versions upgraded: migrated across majors, new columns null) and the version the file was written
+    in. TableError on any problem, naming the file.
     """
-    path = Path(path).absolute()
-    if not path.is_file():
-        raise TableError(path, "no such table; is this a study directory written by welllog-study?")
-    if path.stat().st_size == 0:
-        raise TableError(path, f"empty file (0 bytes); {_FIX}")
+    source = _source(path)
+    path = path if is_uri(path) else Path(path).absolute()
     try:
-        with pq.ParquetFile(path, page_checksum_verification=True) as pf:
+        with pq.ParquetFile(source, page_checksum_verification=True) as pf:
             version = file_version(path, pf.schema_arrow)
             table = pf.read()
     except (pa.ArrowException, OSError) as exc:
@@ -140,7 +166,7 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
 
 
 def _load(study_dir: Path | str, name: str) -> pd.DataFrame:
-    table, version = read_table(tables_dir(study_dir) / name, name)
+    table, version = read_table(table_location(study_dir, name), name)
     frame = _to_pandas(table)
     frame.attrs["schema_version"] = str(version)  # the version the file was written in
     return frame

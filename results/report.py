@@ -43,6 +43,7 @@ from results.schema import (
     TRIALS_FILE,
     TRIALS_FIXED_SCHEMA,
 )
+from results.store import checkpoint_location, child, fetched, is_uri, local_view, shown, write_bytes
 
 REPORT_FILE = "report.html"
 N_PREDICTIONS = 3  # validation rasters shown per task
@@ -185,7 +186,9 @@ def _ended(view: StudyView) -> bool:
 
 def _header(view: StudyView, out: Path) -> str:
     cfg = view.config
-    study_dir = view.study_dir.absolute()
+    # A study in object storage is named there, not by the local view the page is built from.
+    study_dir: Path | str = cfg.study_location if cfg.remote else view.study_dir.absolute()
+    storage: Path | str = cfg.location if cfg.remote else view.study_dir.absolute().parent
     state = "finished" if _ended(view) else "in progress (or interrupted)"
     presets = cfg.task_presets
     plan: list[Sequence[object]] = [
@@ -236,9 +239,9 @@ def _header(view: StudyView, out: Path) -> str:
             )
         else:
             best.append(f"<li><b>{_e(task)}</b>: no finished trial yet</li>")
-    resume = f"python -m study.run --resume --name {study_dir.name} --storage {study_dir.parent}"
+    resume = f"python -m study.run --resume --name {cfg.name} --storage {storage}"
     rebuild = f"python -m results.report {study_dir}"
-    if out.absolute() != (study_dir / REPORT_FILE).absolute():
+    if out.absolute() != (view.study_dir / REPORT_FILE).absolute():
         rebuild += f" --out {out.absolute()}"
     commands = [
         ("continue the study (if it was interrupted)", resume),
@@ -489,8 +492,14 @@ def _predictions_section(view: StudyView, task: str, device: str) -> str:
         device = pick_device(device)
     except PredictError as exc:
         raise ReportError(str(exc)) from None
+    recorded = str(row["checkpoint_path"])
+    if view.config.remote:
+        recorded = checkpoint_location(view.config.study_location, recorded)
     try:
-        ckpt = load_checkpoint(str(row["checkpoint_path"]), device)
+        with fetched(recorded) as local:
+            ckpt = load_checkpoint(str(local), device)
+    except FileNotFoundError as exc:
+        return _section(anchor, title, _note(_e(f"Cannot load the best trial's checkpoint: {exc}")))
     except PredictError as exc:
         return _section(anchor, title, _note(_e(f"Cannot load the best trial's checkpoint: {exc}")))
     if ckpt.task != task:
@@ -627,7 +636,9 @@ def write_report(study_dir: Path | str, out: Path | str | None = None, *, device
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python -m results.report", description=__doc__.splitlines()[0])
-    parser.add_argument("study_dir", type=Path, help="the study directory, <storage>/<study name>")
+    parser.add_argument(
+        "study_dir", help="the study directory, <storage>/<study name>: a path or an object store URI (s3://...)"
+    )
     parser.add_argument("--out", type=Path, help=f"the HTML file to write (default: STUDY_DIR/{REPORT_FILE})")
     parser.add_argument("--device", default="cpu", help="where the predictions run: cpu (default), cuda, auto")
     try:
@@ -638,12 +649,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             device = pick_device(device)  # PredictError is a UsageError: one line, exit 2
         started = time.perf_counter()
+        if is_uri(args.study_dir):
+            return _report_remote(args.study_dir, args.out, device, started)
         path = write_report(args.study_dir, args.out, device=device)
     except UsageError as exc:  # ReportError, or a mistake argparse found
         print(f"report: error: {exc}", file=sys.stderr)
         return Exit.USAGE
     size = path.stat().st_size / 1e6
     print(f"wrote {path} ({size:.1f} MB, {time.perf_counter() - started:.1f} s)")
+    return Exit.OK
+
+
+def _report_remote(location: str, out: Path | None, device: str, started: float) -> int:
+    """The report of a study in object storage, built on a local view of it; written beside its tables in the
+    store (or to ``--out``)."""
+    try:
+        with local_view(location) as view:
+            if not (view / STUDY_FILE).is_file():
+                raise ReportError(f"{shown(location)} is not a study (no {STUDY_FILE}); give STORAGE_URI/STUDY_NAME")
+            path = write_report(view, out, device=device)
+            size = path.stat().st_size / 1e6
+            target = str(path) if out is not None else shown(child(location, REPORT_FILE))
+            if out is None:
+                write_bytes(child(location, REPORT_FILE), path.read_bytes())
+    except OSError as exc:
+        raise ReportError(f"{shown(location)}: {str(exc).strip().splitlines()[0]}") from None
+    print(f"wrote {target} ({size:.1f} MB, {time.perf_counter() - started:.1f} s)")
     return Exit.OK
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from results.query import (
     tables_dir,
 )
 from results.schema import BEST_PREFIX, PARAM_PREFIX
+from results.store import child, download, exists, files, is_uri, local_view, shown
 
 
 def _fmt(value: object) -> str:
@@ -114,14 +116,18 @@ def studies(folder: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python -m results.show", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "study_dir", type=Path, help="a study directory <storage>/<study name>, or a storage folder to list its studies"
+        "study_dir",
+        help="a study directory <storage>/<study name>, or a storage folder to list its studies; a path or an "
+        "object store URI (s3://bucket/prefix/<study name>)",
     )
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return Exit.USAGE
-    study_dir: Path = args.study_dir
+    if is_uri(args.study_dir):
+        return _main_remote(args.study_dir)
+    study_dir = Path(args.study_dir)
     if not study_dir.is_dir():
         print(f"error: {study_dir.absolute()}: no such study directory", file=sys.stderr)
         return Exit.USAGE
@@ -133,6 +139,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Exit.USAGE
     print(text)
     return Exit.OK
+
+
+def _main_remote(location: str) -> int:
+    """``main`` for a study (or a storage folder) in object storage: read from a local view of its files."""
+    try:
+        if exists(child(location, STUDY_FILE)):
+            with local_view(location) as view:
+                text = summary(view).replace(str(view.absolute()), shown(location), 1)
+        else:
+            text = _remote_studies(location)
+    except (TableError, ValueError, OSError) as exc:
+        print(f"error: {shown(location)}: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return Exit.USAGE
+    print(text)
+    return Exit.OK
+
+
+def _remote_studies(location: str) -> str:
+    """``studies`` of a storage folder in object storage (each study's plan and tables, fetched)."""
+    names = [
+        rel.split("/")[0]
+        for rel in files(location, skip=lambda rel: rel.count("/") != 1 or not rel.endswith(STUDY_FILE))
+    ]
+    if not names:
+        raise ValueError(f"not a study and holds no study (no */{STUDY_FILE})")
+    with tempfile.TemporaryDirectory(prefix="welllog-study-list-") as tmp:
+        for name in names:
+            download(
+                child(location, name),
+                Path(tmp, name),
+                skip=lambda rel: rel != STUDY_FILE and not rel.startswith("tables/"),
+            )
+        lines = studies(Path(tmp)).replace(str(Path(tmp).absolute()), shown(location)).splitlines()
+    lines[-1] = f"summary of one: python -m results.show {shown(child(location, sorted(names)[0]))}"
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

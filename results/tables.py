@@ -18,7 +18,7 @@ import math
 import numbers
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -204,6 +204,8 @@ class StudyTables:
         self._trials: dict[str, dict[str, Any]] = {}
         # While the storage cannot take writes: record_* change the rows in memory only; flush() writes them.
         self.held = False
+        # Called after each table write (the driver sends a study in object storage to its store: study.mirror).
+        self.after_write: Callable[[], None] | None = None
         self.upgraded_from: set[str] = set()  # versions of older files this writer upgraded
         for row in self._load(EPOCHS_FILE):
             self._epochs[(row["trial_id"], row["epoch"])] = row
@@ -417,6 +419,8 @@ class StudyTables:
             return
         rows = [self._epochs[key] for key in sorted(self._epochs)]
         write_atomic(self.epochs_path, pa.Table.from_pylist(rows, schema=EPOCHS_SCHEMA))
+        if self.after_write is not None:
+            self.after_write()
 
     def _write_trials(self, force: bool = False) -> None:
         if self.held and not force:
@@ -429,6 +433,8 @@ class StudyTables:
             for tid in sorted(self._trials, key=lambda t: (self._trials[t]["task"], t))
         ]
         write_atomic(self.trials_path, pa.Table.from_pylist(rows, schema=self.trials_schema))
+        if self.after_write is not None:
+            self.after_write()
 
     def _derived(self, trial: Mapping[str, Any], epochs: list[dict[str, Any]]) -> dict[str, Any]:
         """Columns computed from one trial's epoch rows (sorted by epoch)."""

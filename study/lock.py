@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 
@@ -112,7 +113,7 @@ class Holder:
 class LockHeld(Exception):
     """Another driver runs the study."""
 
-    def __init__(self, name: str, path: Path, holder: Holder | None, age: float | None, note: str = "") -> None:
+    def __init__(self, name: str, path: Path | str, holder: Holder | None, age: float | None, note: str = "") -> None:
         self.holder = holder
         if holder is None:
             who = f"another driver (its lock {path} is unreadable; delete it if no driver runs the study)"
@@ -149,6 +150,24 @@ def current_holder(storage: Path, name: str) -> LockHeld | None:
     return LockHeld(name, path, holder, age)
 
 
+class Lock(Protocol):
+    """What the driver needs of a study lock (``StudyLock`` here, ``study.object_lock`` in object storage)."""
+
+    name: str
+    takeover: str | None
+    on_lost: Callable[[], None] | None
+
+    @property
+    def storage(self) -> Path | str: ...
+
+    @property
+    def held(self) -> bool: ...
+
+    def acquire(self, wait: bool = True) -> None: ...
+
+    def release(self) -> None: ...
+
+
 class StudyLock:
     """The lock of study ``name`` in ``storage``; ``acquire`` it, then ``release`` it on every exit.
 
@@ -158,7 +177,7 @@ class StudyLock:
     """
 
     def __init__(self, storage: Path, name: str) -> None:
-        self.storage = Path(storage)
+        self.storage: Path = Path(storage)
         self.name = name
         self.path = lock_path(storage, name)
         self.heartbeat_s = _env_seconds(ENV_HEARTBEAT, DEFAULT_HEARTBEAT_S)

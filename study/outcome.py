@@ -16,7 +16,8 @@ from datamodules.cli import Exit, UsageError
 from results.plan import StudyConfig
 from results.query import TableError, best_trials, load_trials
 from results.report import ReportError, write_report
-from results.schema import FINAL_STATUSES, FINISHED_STATUSES
+from results.schema import FINAL_STATUSES, FINISHED_STATUSES, TABLES_SUBDIR
+from results.store import checkpoint_location, child, shown
 from results.tables import StudyTables
 from study.callbacks import StateNotRestored
 from study.stop import STOP
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def resume_command(cfg: StudyConfig) -> str:
-    return f"python -m study.run --resume --name {cfg.name} --storage {cfg.storage}"
+    return f"python -m study.run --resume --name {cfg.name} --storage {cfg.location}"
 
 
 def finished(tables: StudyTables, task: str) -> int:
@@ -90,6 +91,13 @@ def checkpoint_text(path: object) -> str:
     return f"checkpoint of {epoch}: {path}"
 
 
+def _shown_checkpoint(cfg: StudyConfig, path: object) -> object:
+    """A checkpoint in object storage by its URI (Ray records its path on the store)."""
+    if cfg.remote and isinstance(path, str) and path:
+        return shown(checkpoint_location(cfg.study_location, path))
+    return path
+
+
 def all_finished(cfg: StudyConfig, tables: StudyTables) -> bool:
     """Every planned trial of every task completed or stopped early (an errored trial is resumed, so it is not)."""
     return all(
@@ -104,14 +112,14 @@ def already_finished(cfg: StudyConfig, tables: StudyTables) -> int:
     for task in cfg.tasks:
         close_optuna_study(cfg, task)
     code = summary(cfg)
-    print(f"  python -m results.show {cfg.study_dir}    python -m results.report {cfg.study_dir}")
+    print(f"  python -m results.show {cfg.study_location}    python -m results.report {cfg.study_location}")
     return code
 
 
 def summary(cfg: StudyConfig) -> int:
     """Prints statuses and the best trial per task; returns the exit code."""
     trials = load_trials(cfg.study_dir)
-    print(f"\nstudy {cfg.name}: tables in {cfg.tables_dir}")
+    print(f"\nstudy {cfg.name}: tables in {child(cfg.study_location, TABLES_SUBDIR)}")
     for task in cfg.tasks:
         rows = trials[trials["task"] == task]
         counts = rows["status"].value_counts().to_dict()
@@ -120,7 +128,7 @@ def summary(cfg: StudyConfig) -> int:
     for _, row in best.iterrows():
         print(
             f"  best {row['task']}: trial {row['trial_id']} {cfg.metric}={row['objective_best']:.4f} "
-            f"at epoch {row['best_epoch']}; {checkpoint_text(row['checkpoint_path'])}"
+            f"at epoch {row['best_epoch']}; {checkpoint_text(_shown_checkpoint(cfg, row['checkpoint_path']))}"
         )
     errored = trials[trials["status"] == "error"]
     for _, row in errored.iterrows():
@@ -135,7 +143,8 @@ def report(cfg: StudyConfig) -> None:
     except ReportError as exc:
         print(f"report not written: {exc}")
         return
-    print(f"report: {path}  (rebuild with: python -m results.report {cfg.study_dir})")
+    where = child(cfg.study_location, path.name) if cfg.remote else str(path)
+    print(f"report: {where}  (rebuild with: python -m results.report {cfg.study_location})")
 
 
 def exit_for(exc: BaseException, study_dir: Path, study: tuple[StudyConfig, StudyTables] | None) -> int:

@@ -46,7 +46,9 @@ from datamodules.preview import COLOURS, write_png
 from datamodules.synth import render
 from datamodules.synth.generate import FULL_H, FULL_W
 from models.inference import LoadedCheckpoint, PredictError, Prediction, load_checkpoint, pick_device, segment
+from results.plan import STUDY_FILE
 from results.query import TableError, best_trials
+from results.store import checkpoint_location, child, exists, fetched, is_uri, shown
 from study import predict_las
 
 PAPER_RGB = (255, 255, 255)
@@ -169,29 +171,39 @@ def write_summary(
     return path
 
 
-def best_checkpoint(study_dir: Path, task: str) -> Path:
-    """The checkpoint of the best finished ``task`` trial of a study (``results.query.best_trials``)."""
-    if not study_dir.is_dir():
-        raise PredictError(f"no such study directory: {study_dir}")
+def best_checkpoint(study: str, task: str) -> str:
+    """The checkpoint of the best finished ``task`` trial of a study (``results.query.best_trials``): a path, or
+    its URI for a study in object storage."""
+    if is_uri(study):
+        try:
+            found = exists(child(study, STUDY_FILE))
+        except (OSError, ValueError) as exc:
+            raise PredictError(f"{shown(study)}: {str(exc).strip().splitlines()[0]}") from None
+        if not found:
+            raise PredictError(f"no study at {shown(study)} (no {STUDY_FILE}); give STORAGE_URI/STUDY_NAME")
+    elif not Path(study).is_dir():
+        raise PredictError(f"no such study directory: {study}")
     try:
-        best = best_trials(study_dir)
+        best = best_trials(study)
     except (TableError, ValueError) as exc:
         raise PredictError(str(exc)) from None
     rows = best[best["task"] == task]
     if rows.empty:
-        raise PredictError(f"{study_dir} has no finished {task} trial yet; wait for one, or pass --checkpoint")
+        raise PredictError(f"{shown(study)} has no finished {task} trial yet; wait for one, or pass --checkpoint")
     path = rows["checkpoint_path"].iloc[0]
     if pd.isna(path) or not str(path):
         trial = rows["trial_id"].iloc[0]
-        raise PredictError(f"the best {task} trial {trial} of {study_dir} has no checkpoint recorded")
-    return Path(str(path))
+        raise PredictError(f"the best {task} trial {trial} of {shown(study)} has no checkpoint recorded")
+    return checkpoint_location(study, str(path)) if is_uri(study) else str(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m study.predict", description=__doc__.splitlines()[0])
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", type=Path, help="a checkpoint.ckpt, or the Ray checkpoint directory holding it")
-    model.add_argument("--best", type=Path, metavar="STUDY_DIR", help="use the best --task trial of this study")
+    model.add_argument(
+        "--best", metavar="STUDY_DIR", help="use the best --task trial of this study (a path, or an s3://... URI)"
+    )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", type=Path, help="a raster image file (PNG, TIFF, JPEG, ...), read as grey")
     source.add_argument("--index", type=whole_number(0), help="render synthetic instance N of --task instead")
@@ -229,8 +241,12 @@ def run(argv: Sequence[str] | None) -> str:
     colour = False
     if args.image is not None:
         image, colour = read_scan(args.image)  # before the model: a bad image fails fast
-    path = best_checkpoint(args.best, args.task) if args.best is not None else args.checkpoint
-    ckpt = load_checkpoint(path, pick_device(args.device))
+    path = best_checkpoint(args.best, args.task) if args.best is not None else str(args.checkpoint)
+    try:
+        with fetched(path) as local:  # a checkpoint in object storage is read from a temporary copy
+            ckpt = load_checkpoint(local, pick_device(args.device))
+    except (FileNotFoundError, ValueError) as exc:
+        raise PredictError(f"cannot read the checkpoint {shown(path)}: {exc}") from None
     if args.task is not None and ckpt.task != args.task:
         raise PredictError(f"{ckpt.path} is a {ckpt.task} model, not {args.task}; pick a {args.task} checkpoint")
     if las is not None and las.folder:

@@ -10,8 +10,9 @@ from ray import tune
 
 from datamodules.cli import Exit, UsageError
 from results.plan import STUDY_FILE, StudyConfig
+from results.store import child, shown
 from results.tables import StudyTables
-from study.lock import LockHeld, StudyLock
+from study.lock import Lock, LockHeld
 from study.search import journal_path
 from study.state import DamagedState, check_before_restore, newest_set
 from study.storage import (
@@ -24,7 +25,7 @@ from study.storage import (
     storage_failure,
     used_bytes,
 )
-from study.tuner import CHECKPOINTS_KEPT
+from study.tuner import CHECKPOINTS_KEPT, experiment
 
 
 def check_fits(cfg: StudyConfig, resources: dict[str, float]) -> None:
@@ -54,7 +55,7 @@ def create_study(cfg: StudyConfig) -> None:
         raise
 
 
-def acquire(lock: StudyLock) -> None:
+def acquire(lock: Lock) -> None:
     """Take the study lock before anything is written or restored; UsageError naming the holder, or saying why
     the storage cannot take the lock file (the pre-flight writability check of a new study)."""
     try:
@@ -64,6 +65,11 @@ def acquire(lock: StudyLock) -> None:
     except OSError as exc:
         failure = storage_failure(exc, lock.storage)
         reason = failure.reason if failure else exc.strerror or str(exc)
+        if isinstance(lock.storage, str):  # object storage
+            raise UsageError(
+                f"--storage {shown(lock.storage)} cannot take the study lock ({reason}); check the store, the "
+                "bucket's permissions and the credentials"
+            ) from None
         raise UsageError(
             f"--storage {lock.storage} is not writable ({reason}, {free_text(lock.storage)}); "
             "free space, fix the storage or choose another directory"
@@ -89,10 +95,14 @@ def prepare_resume(cfg: StudyConfig, tables: StudyTables) -> None:
             raise UsageError(str(exc)) from None
         if note:
             print(f"study.run: {note}", file=sys.stderr)
-        restorable = tune.Tuner.can_restore(str(cfg.study_dir / task)) and newest_set(cfg.study_dir / task)
+        exp_path, fs = experiment(cfg, task)
+        restorable = tune.Tuner.can_restore(exp_path, storage_filesystem=fs) and (
+            fs is not None or newest_set(cfg.study_dir / task)
+        )
         if tables.trial_ids(task) and not restorable:
             raise UsageError(
-                f"{cfg.study_dir / task} holds no experiment state of Ray's, but the tables hold {task} trials: "
+                f"{child(cfg.study_location, task)} holds no experiment state of Ray's, but the tables hold {task} "
+                "trials: "
                 "resuming would start a fresh experiment under this study; nothing was run. Put back a backup of "
                 "that directory, or start the study again under a new --name"
             )
@@ -108,7 +118,10 @@ def prepare_resume(cfg: StudyConfig, tables: StudyTables) -> None:
 
 
 def preflight(cfg: StudyConfig) -> None:
-    """Warn, with the figures, when the storage has less free space than the study may still write."""
+    """Warn, with the figures, when the storage has less free space than the study may still write (a disk;
+    an object store's quota is its own and not known here)."""
+    if cfg.remote:
+        return
     plan = estimate(cfg, CHECKPOINTS_KEPT)
     need = max(0, plan.total - used_bytes(cfg.study_dir))
     free = free_bytes(cfg.study_dir)

@@ -23,7 +23,9 @@ from datamodules.layout import DEFAULT_SPLIT, split_flag
 from models.compile_mode import COMPILE_CHOICES, Compile
 from models.metric_names import DEFAULT_OBJECTIVE, OBJECTIVES, VAL2_PREFIX
 from results.plan import StudyConfig, expand_tasks
+from results.store import is_uri
 from study.lock import current_holder
+from study.mirror import check_new_in_store, check_store, pull_study, working_copy
 from study.presets import PRESETS
 from study.saved import check_same_plan, flag_of, load_study
 from study.storage import free_text
@@ -101,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--storage",
         default="./runs",
-        help="where studies live: a path, or a file:// URI; shared by all nodes (default: ./runs)",
+        help="where studies live, shared by all nodes: a path (local, or mounted on every node) or an object store "
+        "URI, e.g. s3://bucket/prefix (default: ./runs)",
     )
     s.add_argument(
         "--resume",
@@ -143,16 +146,14 @@ def _storage_path(storage: str) -> Path:
         if path.exists() and not path.is_dir():
             raise UsageError(f"--storage {storage!r} is a file, not a directory; give a directory path")
         return path.resolve()
-    raise UsageError(
-        f"--storage scheme {parsed.scheme!r} is not supported yet; mount the storage on every node and give its path"
-    )
+    raise AssertionError(f"not a path: {storage}")  # URIs are study.mirror's
 
 
 @dataclass(frozen=True)
 class Request:
     """The command line, validated: what to run. Making one writes nothing and starts no Ray."""
 
-    storage: Path
+    storage: Path  # where the driver writes the study's own files (for a study in object storage: a working copy)
     name: str
     resume: bool
     plan: dict[str, Any]  # the plan flags given (argparse dest -> value)
@@ -164,6 +165,7 @@ class Request:
     report: bool = True
     data_rasters: int | None = None  # the rasters of --data the study uses (checked), when it has one
     verbose: bool = False  # Ray Tune's own console output besides ours
+    remote: str | None = None  # --storage URI of a study in object storage (study.mirror)
 
 
 def parse(argv: list[str] | None) -> Request:
@@ -181,7 +183,10 @@ def parse(argv: list[str] | None) -> Request:
         raise UsageError(f"--name {args.name!r} must be letters, digits, '.', '_' or '-' (max 128)")
     if args.restart_errored and not args.resume:
         raise UsageError("--restart-errored only applies with --resume")
-    storage = _storage_path(args.storage)
+    remote = args.storage if is_uri(args.storage) else None
+    if remote is not None:
+        check_store(remote)
+    storage = working_copy() if remote else _storage_path(args.storage)
     for dest in ("data", "val_data"):
         if getattr(args, dest) is not None:
             setattr(args, dest, str(Path(getattr(args, dest)).expanduser().absolute()))
@@ -190,9 +195,15 @@ def parse(argv: list[str] | None) -> Request:
     if args.resume:
         if args.name is None:
             raise UsageError("--resume needs --name of the study to continue")
+        if remote is not None:
+            pull_study(remote, args.name, storage)
         saved = load_study(storage / args.name)
         check_same_plan(saved, plan)
         name = args.name
+    elif remote is not None:
+        name = args.name or datetime.now(timezone.utc).strftime("study-%Y%m%d-%H%M%S")
+        check_new_in_store(remote, name)
+        _check_data_flags(plan)
     else:
         parent = next(p for p in [storage, *storage.parents] if p.exists())
         if not os.access(parent, os.W_OK):
@@ -227,6 +238,7 @@ def parse(argv: list[str] | None) -> Request:
         report=not args.no_report,
         data_rasters=data_rasters,
         verbose=args.verbose,
+        remote=remote,
     )
 
 
@@ -281,7 +293,13 @@ def study_config(req: Request, gpus_seen: bool, *, seen_by: str = "Ray") -> tupl
     (``--preset auto``: ``full`` where GPUs are seen, by ``seen_by``, else ``smoke``).
     """
     if req.saved is not None:
-        cfg = replace(req.saved, address=req.address or req.saved.address, restart_errored=req.restart_errored)
+        cfg = replace(
+            req.saved,
+            address=req.address or req.saved.address,
+            restart_errored=req.restart_errored,
+            storage=str(req.storage) if req.remote else req.saved.storage,  # a study in a store: this driver's copy
+            remote=req.remote,  # the URI as given now (with any credentials it carries)
+        )
         return cfg.with_resume(), f"preset {cfg.preset} (saved)"
     plan = req.plan
     asked = plan.get("preset", "auto")
@@ -311,6 +329,7 @@ def study_config(req: Request, gpus_seen: bool, *, seen_by: str = "Ray") -> tupl
         seed=plan.get("seed", 0),
         metric=plan.get("metric", DEFAULT_OBJECTIVE),
         address=req.address,
+        remote=req.remote,
         compile=Compile(plan.get("compile", Compile.AUTO)),
         dashboard=req.dashboard,
         dashboard_host=req.dashboard_host,

@@ -23,19 +23,35 @@ from datamodules.cli import Exit, UsageError
 from results.plan import StudyConfig
 from results.tables import StudyTables
 from study import cluster, outcome, prepare
-from study.lock import StudyLock
+from study.lock import Lock, StudyLock
+from study.mirror import Mirror
+from study.object_lock import lock_for
 from study.progress import quiet_ray_advice
 from study.request import Request, parse, study_config
 from study.stop import STOP, RayLogWatch
-from study.storage import make_reserve, release_reserve, reserve_size
+from study.storage import make_reserve, release_reserve, reserve_size, stands_for, storage_failure
 from study.tuner import close_optuna_study, max_concurrent, run_task
 
 
 class _Held:
-    """What this driver holds once it runs the study (past the checks that may refuse it): plan and tables."""
+    """What this driver holds once it runs the study (past the checks that may refuse it): plan and tables, and
+    for a study in object storage the mirror that sends the driver's files to the store."""
 
-    def __init__(self) -> None:
+    def __init__(self, mirror: Mirror | None = None) -> None:
         self.study: tuple[StudyConfig, StudyTables] | None = None
+        self.mirror = mirror
+
+    def push(self) -> None:
+        """Send what changed to the store (a study in object storage); a failing store stops the study."""
+        if self.mirror is None or STOP.storage is not None:
+            return
+        try:
+            self.mirror.push()
+        except OSError as exc:
+            failure = storage_failure(exc, self.mirror.local)
+            if failure is None:
+                raise
+            STOP.storage_failed(failure)
 
     def opened(self) -> tuple[StudyConfig, StudyTables]:
         if self.study is None:
@@ -45,22 +61,24 @@ class _Held:
     def open(self, cfg: StudyConfig) -> StudyTables:
         """The study's tables, opened once here and handed to everything that writes them."""
         tables = StudyTables(cfg.tables_dir, cfg.name, cfg.metric)
+        tables.after_write = self.push
         self.study = (cfg, tables)
         return tables
 
 
-def _release(lock: StudyLock, held: _Held) -> None:
+def _release(lock: Lock, held: _Held) -> None:
     """On every exit, while the lock is held: no trial row stays ``running``, and this driver's reserve goes."""
     if not lock.held or held.study is None:
         return
     cfg, tables = held.study
     outcome.settle(cfg, tables)
     release_reserve(cfg.study_dir)  # each driver keeps its own while it runs
+    held.push()  # a study in object storage: the final statuses
 
 
-def _take_lock(req: Request) -> StudyLock:
+def _take_lock(req: Request) -> Lock:
     try:
-        lock = StudyLock(req.storage, req.name)
+        lock = lock_for(req.remote, req.name) if req.remote else StudyLock(req.storage, req.name)
     except ValueError as exc:  # a bad WELLLOG_STUDY_LOCK_* value
         raise UsageError(str(exc)) from None
     prepare.acquire(lock)
@@ -69,6 +87,10 @@ def _take_lock(req: Request) -> StudyLock:
 
 
 def _run(req: Request, stack: ExitStack, held: _Held) -> int:
+    if req.remote is not None:
+        stands_for(req.storage, req.remote)
+        held.mirror = Mirror(req.storage, req.remote, req.name)
+        stack.callback(held.mirror.discard)  # last: everything in the working copy is in the store
     lock = _take_lock(req)
     stack.callback(lock.release)
     stack.callback(_release, lock, held)  # after Ray has shut down, before the lock goes
@@ -105,18 +127,20 @@ def _run(req: Request, stack: ExitStack, held: _Held) -> int:
             prepare.preflight(cfg)
         prepare.create_study(cfg)
     tables = held.open(cfg)
-    make_reserve(cfg.study_dir, reserve_size(cfg))
+    held.push()  # the plan is in the store before any trial starts
+    if cfg.remote is None:
+        make_reserve(cfg.study_dir, reserve_size(cfg))
     concurrency = max_concurrent(cfg, cluster.cluster_resources())
     print(
         f"study {cfg.name}: {how}; {', '.join(cfg.tasks)}, {cfg.num_samples} trials x {cfg.epochs} epochs "
-        f"per task, {concurrency} at once, objective {cfg.metric}, compile {cfg.compile}; storage {cfg.study_dir}"
+        f"per task, {concurrency} at once, objective {cfg.metric}, compile {cfg.compile}; storage {cfg.study_location}"
     )
     if cfg.data or cfg.val_data:
         data = f"data {cfg.data}" if cfg.data else "data rendered by the generator"
         print(f"{data}{f'; second validation set {cfg.val_data}' if cfg.val_data else ''}")
-    print(f"TensorBoard: tensorboard --logdir {cfg.study_dir}  (every trial's curves)")
+    print(f"TensorBoard: tensorboard --logdir {cfg.study_location}  (every trial's curves)")
     if cfg.address and not cfg.resume:
-        print(f"cluster {cfg.address}: every node must reach --storage {cfg.storage}")
+        print(f"cluster {cfg.address}: every node must reach --storage {cfg.location}")
     for task in cfg.tasks:
         if STOP.requested:
             return outcome.stopped(cfg, tables, task)
@@ -128,6 +152,7 @@ def _run(req: Request, stack: ExitStack, held: _Held) -> int:
     code = outcome.summary(cfg)
     if req.report:
         outcome.report(cfg)
+        held.push()
     return code
 
 

@@ -3,9 +3,11 @@
 
 A storage failure is an ``OSError`` whose errno says the storage, not the program, is at fault: no space
 (ENOSPC), over quota (EDQUOT), read-only (EROFS), an I/O error (EIO), a stale NFS handle (ESTALE), or a study
-directory that vanished (ENOENT once the directory is gone). It may reach the driver directly (the tables, the
-Optuna journal), inside a trial's error (a checkpoint, Lightning's log), or through Ray's own logging (its
-experiment state copy, checkpoint deletion); ``storage_failure`` recognises it in each form.
+directory that vanished (ENOENT once the directory is gone); or, for a study in object storage, an error of
+the store (unreachable, access denied, over quota: pyarrow's "AWS Error KIND", the lock's error codes). It may
+reach the driver directly (the tables, the Optuna journal), inside a trial's error (a checkpoint, Lightning's
+log), or through Ray's own logging (its experiment state copy, checkpoint deletion); ``storage_failure``
+recognises it in each form.
 """
 
 from __future__ import annotations
@@ -37,6 +39,26 @@ VANISHED = (errno.ENOENT, errno.ENOTDIR)
 # "[Errno 28]" (Python) or "[errno 28]" (Arrow) in the text of an error whose exception did not travel.
 _ERRNO_TEXT = re.compile(r"\[[Ee]rrno (\d+)\]")
 _QUOTED_PATH = re.compile(r"'(/[^']+)'")  # Arrow names the file in quotes
+# pyarrow's S3 errors ("AWS Error NETWORK_CONNECTION during PutObject operation") and the lock's (study.object_lock)
+_STORE_ERROR = re.compile(r"AWS Error ([A-Z_]+)|object store error (\w+)")
+STORE_REASONS = {
+    "NETWORK_CONNECTION": "the object store cannot be reached",
+    "EndpointConnectionError": "the object store cannot be reached",
+    "ConnectTimeoutError": "the object store cannot be reached",
+    "ReadTimeoutError": "the object store did not answer",
+    "ACCESS_DENIED": "access denied by the object store",
+    "AccessDenied": "access denied by the object store",
+    "INVALID_ACCESS_KEY_ID": "the object store does not know the access key",
+    "InvalidAccessKeyId": "the object store does not know the access key",
+    "SIGNATURE_DOES_NOT_MATCH": "the object store refused the credentials",
+    "NO_SUCH_BUCKET": "the bucket does not exist",
+    "NoSuchBucket": "the bucket does not exist",
+    "QuotaExceeded": "over the object store's quota",
+    "SERVICE_UNAVAILABLE": "the object store is unavailable",
+    "SLOW_DOWN": "the object store is throttling requests",
+    "INTERNAL_FAILURE": "the object store failed",
+}
+_SHOWN: dict[str, str] = {}  # a driver's local working copy -> the object store location it stands for
 RESERVE_FILE = ".reserve"
 RESERVE_MIN = 64 * 1024
 CHECKPOINT_OVERHEAD = 64 * 1024  # Lightning's loop state, hyperparameters, pickling
@@ -45,18 +67,34 @@ CHECKPOINT_OVERHEAD = 64 * 1024  # Lightning's loop state, hyperparameters, pick
 class StorageFailure(Exception):
     """The study's storage cannot take writes: the study stops cleanly and ``--resume`` continues it."""
 
-    def __init__(self, storage: Path, reason: str, code: int, filename: str | None = None) -> None:
-        self.storage = Path(storage)
+    def __init__(self, storage: Path | str, reason: str, code: int, filename: str | None = None) -> None:
+        self.storage: Path | str = _SHOWN.get(str(storage), storage)
         self.reason = reason
         self.errno = code
         self.filename = filename
-        self.free = free_text(self.storage)  # when it failed
+        remote = isinstance(self.storage, str) and "://" in self.storage
+        self.free = None if remote else free_text(Path(self.storage))  # when it failed
         super().__init__(self.line())
 
     def line(self) -> str:
         where = f" (writing {self.filename})" if self.filename else ""
+        if self.free is None:
+            return f"{self.storage}: {self.reason}{where}"
         code = errno.errorcode.get(self.errno, self.errno)
         return f"{self.storage}: {self.reason} ({code}){where}, {self.free} when it failed"
+
+
+def stands_for(local: Path, location: str) -> None:
+    """Name storage failures of the driver's working copy ``local`` after the object store ``location``."""
+    _SHOWN[str(local)] = location
+
+
+def _store_failure(text: str, storage: Path | str) -> StorageFailure | None:
+    match = _STORE_ERROR.search(text)
+    if match is None:
+        return None
+    kind = match.group(1) or match.group(2)
+    return StorageFailure(storage, STORE_REASONS.get(kind, f"the object store failed ({kind})"), errno.EIO)
 
 
 def free_bytes(path: Path) -> int | None:
@@ -96,14 +134,14 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
 
 
-def _under(filename: str | os.PathLike[str], storage: Path) -> bool:
+def _under(filename: str | os.PathLike[str], storage: Path | str) -> bool:
     try:
         return Path(os.path.abspath(filename)).is_relative_to(Path(os.path.abspath(storage)))
     except (TypeError, ValueError):
         return True  # unknown: assume ours
 
 
-def storage_failure(exc: BaseException, storage: Path, study_dir: Path | None = None) -> StorageFailure | None:
+def storage_failure(exc: BaseException, storage: Path | str, study_dir: Path | None = None) -> StorageFailure | None:
     """The storage failure behind ``exc``, if one is (see the module docstring); else None.
 
     Args:
@@ -114,6 +152,9 @@ def storage_failure(exc: BaseException, storage: Path, study_dir: Path | None = 
     for e in _causes(exc):
         if isinstance(e, StorageFailure):
             return e
+        store = _store_failure(str(e), storage)
+        if store is not None:
+            return store
         code = getattr(e, "errno", None) if isinstance(e, OSError) else None
         if code is None:
             texts.append(str(e))

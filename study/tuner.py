@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import pandas as pd
+import pyarrow.fs as pafs
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
@@ -16,6 +18,7 @@ from models.losses import CLASS_WEIGHTING, LOSSES
 from models.metric_names import mode_of
 from results.plan import StudyConfig
 from results.query import load_trials
+from results.store import child, resolve
 from results.tables import StudyTables
 from study.callbacks import StateNotRestored, TablesCallback, restoring_with
 from study.progress import Progress
@@ -97,6 +100,15 @@ def max_concurrent(cfg: StudyConfig, cluster: dict[str, float]) -> int:
     return max(1, int(min(by_cpu, by_gpu)))
 
 
+def experiment(cfg: StudyConfig, task: str) -> tuple[str, pafs.FileSystem | None]:
+    """Where Ray keeps the task's experiment: a local path, or a path on the study's object store and the store's
+    file system (``RunConfig.storage_filesystem``)."""
+    if cfg.remote:
+        fs, path = resolve(child(cfg.remote, cfg.name, task))
+        return path, fs
+    return str((cfg.study_dir / task).resolve()), None
+
+
 def build_tuner(
     cfg: StudyConfig, task: str, concurrency: int, tables: StudyTables, *, verbose: bool = False
 ) -> tune.Tuner:
@@ -117,6 +129,7 @@ def build_tuner(
         reduction_factor=cfg.reduction_factor,
     )
     callback = TablesCallback(tables, task, cfg.epochs, devices_per_trial(cfg))
+    exp_path, fs = experiment(cfg, task)
     return tune.Tuner(
         trainable(cfg, task),
         tune_config=tune.TuneConfig(
@@ -130,7 +143,8 @@ def build_tuner(
         ),
         run_config=tune.RunConfig(
             name=task,
-            storage_path=str(cfg.study_dir.resolve()),
+            storage_path=exp_path.rsplit("/", 1)[0],
+            storage_filesystem=fs,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=CHECKPOINTS_KEPT, checkpoint_score_attribute=cfg.metric, checkpoint_score_order=mode
             ),
@@ -167,12 +181,13 @@ def run_task(
     # Ray's new console output prints an experiment box even when silent; its classic reporter at verbosity 0
     # prints nothing. Our lines come from study.progress either way.
     os.environ[NEW_OUTPUT] = "1" if verbose else "0"
-    exp_dir = (cfg.study_dir / task).resolve()
-    restore = cfg.resume and tune.Tuner.can_restore(str(exp_dir))
+    exp_path, fs = experiment(cfg, task)
+    restore = cfg.resume and tune.Tuner.can_restore(exp_path, storage_filesystem=fs)
     if cfg.resume and not restore and tables.trial_ids(task):
-        raise StateNotRestored(f"{exp_dir} holds no experiment state of Ray's, but the tables hold {task} trials")
+        where = child(cfg.study_location, task)
+        raise StateNotRestored(f"{where} holds no experiment state of Ray's, but the tables hold {task} trials")
     if restore:
-        log.info("restoring %s", exp_dir)
+        log.info("restoring %s", exp_path)
         if cfg.restart_errored:
             # Ray gives a restarted trial a new id; its failed attempt leaves the tables (error.txt stays).
             for trial_id in tables.errored(task):
@@ -181,12 +196,13 @@ def run_task(
         errored: _Errored = {"restart_errored": True} if cfg.restart_errored else {"resume_errored": True}
         os.environ[NO_AUTO_LOGGERS] = "1"  # on restore too: Ray's own TensorBoard logger and its line stay off
         with restoring_with(tables):  # the saved callbacks come back writing to the driver's tables
-            tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable(cfg, task), **errored)
+            tuner = tune.Tuner.restore(exp_path, trainable=trainable(cfg, task), storage_filesystem=fs, **errored)
     else:
         tuner = build_tuner(cfg, task, concurrency, tables, verbose=verbose)
     results = tuner.fit()
     if STOP.storage is None:
-        StateKeeper(exp_dir).snapshot()  # Ray's final save of the run
+        if fs is None:  # a store's objects are whole or absent: no copy to keep there (study.state)
+            StateKeeper(Path(exp_path)).snapshot()  # Ray's final save of the run
         record_best_checkpoints(cfg, results, tables)
     return results
 

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 from contextlib import ExitStack
+from dataclasses import replace
 
 from datamodules.cli import Exit, UsageError
 from results.plan import StudyConfig
@@ -94,7 +95,11 @@ def _run(req: Request, stack: ExitStack, held: _Held) -> int:
     lock = _take_lock(req)
     stack.callback(lock.release)
     stack.callback(_release, lock, held)  # after Ray has shut down, before the lock goes
-    address = req.address or (req.saved.address if req.saved else None)
+    chosen = cluster.choose(req.address, req.saved.address if req.saved else None)  # never a cluster found here
+    if chosen.address:
+        cluster.reach(chosen)  # a head that is not there is refused in seconds, not after Ray's minutes of retries
+    req = replace(req, address=chosen.address)  # an address from RAY_ADDRESS is saved with the plan too
+    address = chosen.address
     planned = None  # a local study's plan is made before Ray starts, against this machine
     if req.saved is not None:
         if outcome.all_finished(req.saved, held.open(req.saved)):  # nothing to resume: said without starting Ray
@@ -111,14 +116,15 @@ def _run(req: Request, stack: ExitStack, held: _Held) -> int:
     stack.enter_context(RayLogWatch(req.storage, req.storage / req.name))  # until Ray has shut down
     if not req.verbose:
         stack.enter_context(quiet_ray_advice())
-    url = cluster.start(address=address, dashboard=req.dashboard, dashboard_host=req.dashboard_host)
+    url = cluster.start(chosen, dashboard=req.dashboard, dashboard_host=req.dashboard_host)
     stack.callback(cluster.shutdown)
     STOP.install()  # ray.init put its own SIGTERM handler in place
     if STOP.signum is not None and req.saved is None:
         print(f"interrupted ({signal.Signals(STOP.signum).name}) while Ray was starting; nothing was started")
         return Exit.for_signal(STOP.signum)
-    if url:
-        print(f"Ray dashboard: {url}  (sign in with the token in {cluster.token_path()}, or `ray get-auth-token`)")
+    print(cluster.describe(chosen, url, cluster.token_path()))
+    if req.remote is None:  # a study in object storage: every node reaches the store (checked by Ray's marker)
+        cluster.check_shared(req.storage)  # before any trial: a cluster's nodes must all see a storage path
     cfg, how = planned if planned is not None else study_config(req, cluster.sees_gpus())
     if not cfg.resume:
         if not cfg.address:  # a local instance will not grow: a trial it cannot place would wait forever
@@ -139,8 +145,6 @@ def _run(req: Request, stack: ExitStack, held: _Held) -> int:
         data = f"data {cfg.data}" if cfg.data else "data rendered by the generator"
         print(f"{data}{f'; second validation set {cfg.val_data}' if cfg.val_data else ''}")
     print(f"TensorBoard: tensorboard --logdir {cfg.study_location}  (every trial's curves)")
-    if cfg.address and not cfg.resume:
-        print(f"cluster {cfg.address}: every node must reach --storage {cfg.location}")
     for task in cfg.tasks:
         if STOP.requested:
             return outcome.stopped(cfg, tables, task)

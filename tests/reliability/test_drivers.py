@@ -41,7 +41,7 @@ def pair(args: list[str], homes) -> tuple[Driver, Driver]:
     assert len(refusal) == 1, loser.output[-3000:]
     assert f"pid {runner.proc.pid} on host" in refusal[0] and "since" in refusal[0], refusal[0]
     assert "Traceback" not in loser.output
-    assert "Ray dashboard" not in loser.output and "study d:" not in loser.output  # refused before Ray started
+    assert "Ray: " not in loser.output and "study d:" not in loser.output  # refused before Ray started
     return runner, loser
 
 

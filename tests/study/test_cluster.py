@@ -51,7 +51,7 @@ DASHBOARD = textwrap.dedent(
     import json, sys
     from study import cluster
 
-    url = cluster.start(address=None, dashboard=True, dashboard_host="127.0.0.1")
+    url = cluster.start(cluster.Choice(None), dashboard=True, dashboard_host="127.0.0.1")
     print(json.dumps({"url": url, "token": str(cluster.token_path())}), flush=True)
     sys.stdin.readline()
     cluster.shutdown()

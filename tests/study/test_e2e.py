@@ -57,9 +57,10 @@ def test_both_tasks_end_to_end(tmp_path):
     check_optuna_agrees(study_dir, trials)
     assert f"report: {study_dir / 'report.html'}" in proc.stdout
     assert "<html" in (study_dir / "report.html").read_text()[:200].lower()
-    # Without a dashboard, the plan is the first line of the output.
-    first = proc.stdout.splitlines()[0]
-    assert first.startswith("study e2e: preset smoke (auto: this machine has no GPU); binary, multiclass")
+    # The first line names the Ray the study runs on (without a dashboard, no URL); the plan follows.
+    first = proc.stdout.splitlines()[:2]
+    assert first[0].startswith("Ray: a new local instance, ") and "dashboard" not in first[0], first
+    assert first[1].startswith("study e2e: preset smoke (auto: this machine has no GPU); binary, multiclass")
 
 
 def test_the_dashboard_url_and_the_plan_reach_a_redirected_log_first(tmp_path):
@@ -77,7 +78,7 @@ def test_the_dashboard_url_and_the_plan_reach_a_redirected_log_first(tmp_path):
         first = log.read_text().splitlines()[:2]
         assert driver.wait(timeout=300) == 0
     assert running, "the first lines were held back until the driver exited"
-    assert first[0].startswith("Ray dashboard: http://127.0.0.1:"), first
+    assert first[0].startswith("Ray: a new local instance, ") and "; dashboard http://127.0.0.1:" in first[0], first
     assert first[1].startswith("study log: preset smoke"), first
 
 

@@ -115,8 +115,12 @@ class StudySearch(Searcher):
         if trial_id in self._live:
             return self._live[trial_id]
         if trial_id in self._numbers:
-            number = self._numbers[trial_id]
-            if self.study.trials[number].state != TrialState.RUNNING:
+            number, trials = self._numbers[trial_id], self.study.trials
+            if number >= len(trials) or trials[number].user_attrs.get(RAY_TRIAL_ID) != trial_id:
+                # Ray's saved state names a trial the journal lost (a store or disk that failed before the
+                # journal's last lines reached it): the trial goes on under a new Optuna trial.
+                return self._adopt(trial_id, result)
+            if trials[number].state != TrialState.RUNNING:
                 return self._adopt(trial_id, result)  # e.g. an errored trial that --resume continues
             self._live[trial_id] = _reattach(self.study, number)
             return self._live[trial_id]

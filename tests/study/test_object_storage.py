@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -32,9 +33,13 @@ def s3():
         yield server
 
 
+def short_tmp() -> Path:
+    """A temporary folder of a short path: Ray's sockets under it must stay within AF_UNIX's 107 bytes."""
+    return Path(tempfile.mkdtemp(prefix="wl-", dir="/tmp"))
+
+
 def env(home: Path, tmp: Path) -> dict[str, str]:
     """A driver with its own HOME and temporary folder (where its working copy goes), credentials for the store."""
-    tmp.mkdir(parents=True, exist_ok=True)
     return driver_env(home, {**CREDENTIALS, **LOOPBACK, "TMPDIR": str(tmp)})
 
 
@@ -90,7 +95,7 @@ def test_a_study_in_s3_lives_there_and_resumes_from_another_machine(s3, tmp_path
     cluster = subprocess.Popen(
         [sys.executable, "-c", CLUSTER],
         cwd=REPO,
-        env=env(cluster_home, tmp_path / "cluster-tmp"),
+        env=env(cluster_home, short_tmp()),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -107,23 +112,24 @@ def test_a_study_in_s3_lives_there_and_resumes_from_another_machine(s3, tmp_path
         storage = s3.uri("cluster")
         args = ["--address", address, "--storage", storage, "--name", "c", "--task", "binary"]
         args += ["--num-samples", "2", "--epochs", "3", *TINY]
-        first = Driver(args, homes[0], env(homes[0], tmp_path / "tmp-a"))
+        tmp_a, tmp_b = short_tmp(), short_tmp()
+        first = Driver(args, homes[0], env(homes[0], tmp_a))
         assert wait_for_key(s3, "/c/tables/epochs.parquet", first), first.output[-3000:]
         first.proc.send_signal(signal.SIGTERM)
         assert first.wait(300) == 143, first.output[-3000:]
-        assert not working_copies(tmp_path / "tmp-a")  # the first machine keeps nothing of the study
+        assert not working_copies(tmp_a)  # the first machine keeps nothing of the study
         assert f"--resume --name c --storage {storage}" in first.output
 
         second = subprocess.run(
             [sys.executable, "-m", "study.run", "--storage", storage, "--name", "c", "--resume"],
             cwd=tmp_path,  # another working directory, HOME and temporary folder
-            env={**env(homes[1], tmp_path / "tmp-b"), "PYTHONPATH": str(REPO)},
+            env={**env(homes[1], tmp_b), "PYTHONPATH": str(REPO)},
             capture_output=True,
             text=True,
             timeout=600,
         )
         assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-        assert not working_copies(tmp_path / "tmp-b")
+        assert not working_copies(tmp_b)
     finally:
         cluster.stdin.close()
         cluster.wait(120)
@@ -144,7 +150,7 @@ def test_a_study_in_s3_lives_there_and_resumes_from_another_machine(s3, tmp_path
 
 @pytest.mark.slow
 def test_a_store_that_fails_stops_the_study_and_resume_finishes_it(s3, tmp_path):
-    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home, tmp = tmp_path / "home", short_tmp()
     storage = s3.uri("outage")
     args = ["--storage", storage, "--name", "o", "--task", "binary", "--num-samples", "2", "--epochs", "3", *TINY]
     driver = Driver(args, home, env(home, tmp))

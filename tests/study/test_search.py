@@ -80,6 +80,27 @@ def test_a_restored_searcher_reattaches_to_running_trials(search, tmp_path):
     assert len(fresh.study.trials) == 1
 
 
+def test_a_trial_the_journal_lost_goes_on_under_a_new_optuna_trial(search, tmp_path):
+    """Ray's saved state names a trial whose journal lines never reached the store (it failed just then)."""
+    _run(search, "kept", [0.2, 0.3, 0.4, 0.5])
+    journal = journal_path(tmp_path, "binary")
+    whole = journal.read_bytes()
+    config = search.suggest("lost")
+    state = tmp_path / "searcher.pkl"
+    search.save(str(state))  # Ray's state, saved after the suggestion
+    journal.write_bytes(whole)  # the journal as the store kept it: without the lost trial
+    fresh = pickle.loads(pickle.dumps(search))
+    fresh.restore(str(state))
+    fresh.suggest("next")  # a new trial takes the number the lost one had
+    result = {"val_dice_fg": 0.6, "epoch": EPOCHS, **{f"config/{k}": v for k, v in config.items()}}
+    fresh.on_trial_result("lost", result)
+    fresh.on_trial_complete("lost", result)
+    trials = _by_ray_id(fresh.study)
+    assert trials["lost"].state == TrialState.COMPLETE and trials["lost"].params == config
+    assert trials["next"].state == TrialState.RUNNING  # untouched by the lost trial's results
+    assert trials["kept"].state == TrialState.COMPLETE
+
+
 def test_a_trial_optuna_did_not_suggest_is_adopted_with_its_parameters(search):
     config = _run(search, "old", [0.4], error=True)
     # --restart-errored: Ray runs the same config under a new id

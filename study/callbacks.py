@@ -39,6 +39,11 @@ def restored_tables() -> StudyTables:
     return tables
 
 
+def restoring() -> StudyTables | None:
+    """The driver's tables while ``Tuner.restore`` unpickles what Ray saved (``restoring_with``), else None."""
+    return _RESTORING.get()
+
+
 @contextmanager
 def restoring_with(tables: StudyTables) -> Iterator[None]:
     """Within: a TablesCallback that ``Tuner.restore`` unpickles writes to ``tables`` (the driver's, opened once)."""
@@ -104,6 +109,8 @@ class TablesCallback(tune.Callback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.tables = restored_tables()
+        # This driver's study directory: a study in object storage is resumed from a new working copy.
+        self.tables_dir = Path(self.tables.tables_dir)
 
     @property
     def study_dir(self) -> Path:

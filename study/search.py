@@ -28,6 +28,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from study.callbacks import restoring
 from study.space import Space, sampler
 from study.stop import guard_storage
 
@@ -96,13 +97,23 @@ class StudySearch(Searcher):
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_live": {}, "_study": None}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        tables = restoring()
+        if tables is not None:  # Tuner.restore: the journal of this driver's study directory (a study in object
+            # storage is resumed from a new working copy, wherever the saved one was)
+            self.journal = journal_path(Path(tables.tables_dir).parent, self.task)
+
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
             pickle.dump(self.__getstate__(), f)
 
     def restore(self, checkpoint_path: str) -> None:
+        """Ray's saved searcher state: the trial mapping; the journal stays this searcher's own."""
+        journal = self.journal
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
+        self.journal = journal
 
     @property
     def study(self) -> optuna.Study:

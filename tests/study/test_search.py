@@ -9,6 +9,8 @@ import pytest
 from optuna.trial import TrialState
 
 from models.hparams import TrialParams
+from results.tables import StudyTables
+from study.callbacks import restoring_with
 from study.presets import SMOKE
 from study.search import RAY_TRIAL_ID, StudySearch, journal_path, open_study, reconcile
 from study.space import Space
@@ -99,6 +101,19 @@ def test_a_trial_the_journal_lost_goes_on_under_a_new_optuna_trial(search, tmp_p
     assert trials["lost"].state == TrialState.COMPLETE and trials["lost"].params == config
     assert trials["next"].state == TrialState.RUNNING  # untouched by the lost trial's results
     assert trials["kept"].state == TrialState.COMPLETE
+
+
+def test_a_searcher_restored_elsewhere_keeps_its_journal_in_this_drivers_study(search, tmp_path):
+    """A study in object storage resumes from a new working copy: the journal Ray's pickle names is gone."""
+    search.suggest("t1")
+    saved = pickle.dumps(search)
+    state = tmp_path / "searcher.pkl"
+    search.save(str(state))
+    here = tmp_path / "another-working-copy" / "s"
+    with restoring_with(StudyTables(here / "tables", "s", "val_dice_fg")):
+        fresh = pickle.loads(saved)  # what Tuner.restore unpickles
+    fresh.restore(str(state))  # then Ray's searcher state
+    assert fresh.journal == journal_path(here, "binary")
 
 
 def test_a_trial_optuna_did_not_suggest_is_adopted_with_its_parameters(search):

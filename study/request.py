@@ -198,6 +198,8 @@ def parse(argv: list[str] | None) -> Request:
         if remote is not None:
             pull_study(remote, args.name, storage)
         saved = load_study(storage / args.name)
+        if remote is not None:  # this driver's working copy, and the URI as given now (with any credentials)
+            saved = replace(saved, storage=str(storage), remote=remote)
         check_same_plan(saved, plan)
         name = args.name
     elif remote is not None:
@@ -297,8 +299,6 @@ def study_config(req: Request, gpus_seen: bool, *, seen_by: str = "Ray") -> tupl
             req.saved,
             address=req.address or req.saved.address,
             restart_errored=req.restart_errored,
-            storage=str(req.storage) if req.remote else req.saved.storage,  # a study in a store: this driver's copy
-            remote=req.remote,  # the URI as given now (with any credentials it carries)
         )
         return cfg.with_resume(), f"preset {cfg.preset} (saved)"
     plan = req.plan

@@ -15,14 +15,17 @@ import textwrap
 import time
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 
 from results.query import load_trials
-from results.store import child
+from results.store import child, resolve
+from study.request import parse
 from study.run import main
+from tests.assets import make_golden
 from tests.helpers.driver import REPO, Driver, driver_env
 from tests.helpers.s3 import BUCKET, CREDENTIALS, s3_server, working_copies
-from tests.helpers.study import TINY, check_tables
+from tests.helpers.study import TINY, check_tables, saved_study
 
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # every Ray address stays on 127.0.0.1
 
@@ -69,6 +72,19 @@ def test_a_missing_bucket_and_a_missing_study_are_refused(s3, capsys):
     assert main(["--storage", s3.uri("refusals"), "--name", "nope", "--resume"]) == 2
     err = capsys.readouterr().err
     assert "no study at s3://" in err and "check --name and --storage" in err
+
+
+def test_a_resumed_study_is_pulled_into_a_working_copy_and_runs_there(s3, tmp_path):
+    storage = s3.uri("pulled")
+    cfg = saved_study(tmp_path, remote=storage, name="p")
+    make_golden.write(cfg.tables_dir)
+    fs, root = resolve(storage)
+    pafs.copy_files(str(cfg.study_dir), f"{root}/p", destination_filesystem=fs)
+    req = parse(["--storage", storage, "--name", "p", "--resume"])
+    assert req.remote == storage and req.storage != Path(cfg.storage)
+    assert req.saved is not None and req.saved.study_dir == req.storage / "p"  # never the saver's working copy
+    assert (req.storage / "p" / "study.json").is_file() and (req.storage / "p" / "tables" / "trials.parquet").is_file()
+    shutil.rmtree(req.storage)
 
 
 # -- on a cluster, resumed from elsewhere --

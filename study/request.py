@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c = p.add_argument_group("cluster and dashboard")
     c.add_argument(
-        "--address", help="join an existing Ray cluster (e.g. ray://head:10001 or auto) instead of starting one"
+        "--address",
+        help="join the Ray cluster at this address (HOST:PORT, ray://HOST:PORT or auto) instead of starting a new "
+        "local instance (default: Ray's RAY_ADDRESS where it is set; never a cluster merely found on this machine)",
     )
     c.add_argument("--no-dashboard", action="store_true", help="start the local Ray instance without its dashboard")
     c.add_argument(

@@ -213,8 +213,12 @@ def describe(choice: Choice, url: str | None, token: Path) -> str:
     have = cluster_resources()
     cpus, gpus = _count(have.get("CPU", 0.0), "CPU"), _count(have.get("GPU", 0.0), "GPU")
     if choice.address:
-        given = f" ({choice.said})" if choice.source != FLAG else ""
-        where = f"cluster {choice.address}{given}, {_count(len(alive_nodes()), 'node')} alive, {cpus}, {gpus}"
+        try:
+            gcs = ray.get_runtime_context().gcs_address  # what auto (or localhost) resolved to
+        except Exception:  # noqa: BLE001 - a Ray Client connection (ray://) has no GCS address of its own
+            gcs = choice.address
+        given = f" ({choice.said})" if choice.source != FLAG or gcs != choice.address else ""
+        where = f"cluster {gcs}{given}, {_count(len(alive_nodes()), 'node')} alive, {cpus}, {gpus}"
     else:
         where = f"a new local instance, {cpus}, {gpus}"
     seen = f"; dashboard {url}  (sign in with the token in {token}, or `ray get-auth-token`)" if url else ""

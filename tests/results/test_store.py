@@ -84,6 +84,12 @@ def test_the_loaders_read_a_study_in_object_storage(remote_study, tmp_path):
     pd.testing.assert_frame_equal(trials, load_trials(tmp_path / "local"), check_like=True)
 
 
+def test_plain_pandas_reads_a_table_in_object_storage_as_the_readme_shows(remote_study):
+    s3fs, path = pafs.FileSystem.from_uri(child(remote_study, "tables", "trials.parquet"))
+    raw = pd.read_parquet(path, filesystem=s3fs)
+    assert sorted(raw["trial_id"]) == sorted(load_trials(remote_study)["trial_id"])
+
+
 def test_a_missing_table_in_object_storage_is_a_table_error(s3):
     with pytest.raises(TableError, match="no such table"):
         load_trials(child(s3.uri("nowhere"), "none"))

@@ -89,14 +89,19 @@ class SlurmJob:
         for line in proc.stdout:
             self.lines.append(line)
 
-    def wait(self, timeout: float = 600) -> int:
+    def wait(self, timeout: float = 400) -> int:
+        """The script's exit status; an AssertionError with its output's tail if it runs past ``timeout``."""
         assert self.proc is not None
-        code = self.proc.wait(timeout)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"still running after {timeout:.0f} s:\n{self.output[-6000:]}") from None
         if self._reader is not None:
             self._reader.join(10)
         return code
 
-    def run(self, args: list[str], restart: int = 0, timeout: float = 600) -> int:
+    def run(self, args: list[str], restart: int = 0, timeout: float = 400) -> int:
         self.start(args, restart)
         return self.wait(timeout)
 

@@ -89,9 +89,9 @@ def _trial_failure(trial: Trial, exc: BaseException | None, storage: Path, study
 def _uncount(trial: Trial) -> None:
     """Take back the failure Ray just counted against the trial's retries: it was not the trial's fault.
 
-    Ray counts every failure but a preempted node's (``Trial.handle_error``) before it decides whether to retry;
-    its run metadata is the one place that counts them, and it is saved with the experiment, so ``--resume``
-    goes on from the corrected count.
+    Ray counts every failure but a preempted node's (``Trial.handle_error``; ``study.restarts.preempted``) before it
+    decides whether to retry; its run metadata is the one place that counts them, and it is saved with the
+    experiment, so ``--resume`` goes on from the corrected count.
     """
     trial.run_metadata.num_failures = max(0, trial.run_metadata.num_failures - 1)
     trial.run_metadata.invalidate_cache()
@@ -118,6 +118,13 @@ class TablesCallback(tune.Callback):
     until the driver writes them at the end. After each of Ray's state saves the last good copy of the state is
     kept (``study.state``). A restore that Ray could not do (it starts a fresh experiment while the tables already
     hold trials of this task) is refused before any trial starts.
+
+    Every run of a trial is on the record (``StudyTables.history``): the node it reported from, and why each run
+    after the first started (``results.schema.RESTART_REASONS``, told by ``study.restarts``). A lost node is not
+    the trial's fault: it is not counted against the trial's retries, and Ray does not call the trial errored for
+    it once the trial runs again. Ray decides whether to retry before a callback hears of the failure, so a node
+    lost after the trial has used all its retries still ends it in ERROR; its row says so, and ``--resume``
+    continues it with its count of retries as it was.
     """
 
     def __init__(self, tables: StudyTables, task: str, epochs: int, devices: float) -> None:
@@ -239,7 +246,7 @@ class TablesCallback(tune.Callback):
         status = self.tables.statuses(self.task).get(tid)
         if tid in self._restarting:  # Ray's restart after a failure: on_trial_recover gave its reason
             self._restarting.discard(tid)
-            if reasons[-1] == NODE_LOST:  # now, not at the failure: Ray's line about the failure names the file
+            if reasons and reasons[-1] == NODE_LOST:  # now, not at the failure: Ray's line on it names the file
                 _forget_error(trial)
         elif status is not None and status != "running":  # it ran under an earlier driver: --resume continues it
             reasons.append(RESUMED)
@@ -266,7 +273,7 @@ class TablesCallback(tune.Callback):
         exc = _exception(trial)
         failure = _trial_failure(trial, exc, self.study_dir.parent, self.study_dir)
         why = self._why(trial, exc)
-        if failure is not None or why == NODE_LOST:  # not the trial's fault: not counted against its retries
+        if failure is not None or (why == NODE_LOST and not restarts.preempted(exc)):  # not the trial's fault
             _uncount(trial)
         if failure is not None:  # the study stops instead of retrying while the storage is down
             self.tables.held = True
@@ -284,7 +291,7 @@ class TablesCallback(tune.Callback):
             self._record(trial, "interrupted", error_file=trial.error_file)
             return
         error = None
-        if self._why(trial, exc) == NODE_LOST:
+        if self._why(trial, exc) == NODE_LOST and not restarts.preempted(exc):
             # Ray had counted a lost node as the failure one past the trial's retries, and gave up on it (Ray
             # decides before any callback hears of the failure). Not counted: --resume goes on with its retries.
             _uncount(trial)

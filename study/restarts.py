@@ -42,6 +42,20 @@ def _is_dead(name: str, dead: Iterable[str]) -> bool:
     return bool(prefix) and any(node_id.startswith(prefix) for node_id in dead)
 
 
+def _unwrapped(exc: BaseException | None) -> BaseException | None:
+    """An actor error that reached the trial through a task it ran, as that actor error."""
+    if isinstance(exc, RayTaskError) and isinstance(exc.cause, RayActorError):
+        return exc.cause
+    return exc
+
+
+def preempted(exc: BaseException | None) -> bool:
+    """Whether Ray says the failure's node was drained for preemption: Ray itself does not count such a failure
+    against the trial's retries."""
+    exc = _unwrapped(exc)
+    return isinstance(exc, RayActorError) and exc.preempted
+
+
 def reason(exc: BaseException | None, node: str | None, dead: frozenset[str], dead_at_start: frozenset[str]) -> str:
     """Why the trial's run ended, as a restart reason of ``results.schema``.
 
@@ -52,9 +66,8 @@ def reason(exc: BaseException | None, node: str | None, dead: frozenset[str], de
         dead_at_start: the nodes that were dead when the run started; with ``node`` unknown, a node that died
             since then is taken as the run's.
     """
-    if isinstance(exc, RayTaskError) and isinstance(exc.cause, RayActorError):  # an actor the trial started died
-        exc = exc.cause
-    if isinstance(exc, (NodeDiedError, LocalRayletDiedError)) or (isinstance(exc, RayActorError) and exc.preempted):
+    exc = _unwrapped(exc)
+    if isinstance(exc, (NodeDiedError, LocalRayletDiedError)) or preempted(exc):
         return NODE_LOST
     if isinstance(exc, (RayActorError, WorkerCrashedError)):
         lost = _is_dead(node, dead) if node is not None else bool(dead - dead_at_start)

@@ -17,7 +17,7 @@ from results.query import load_trials
 from results.schema import NODE_LOST, RESUMED, RETRIED, WORKER_DIED
 from results.tables import StudyTables
 from study import outcome
-from study.restarts import node_name, reason
+from study.restarts import node_name, preempted, reason
 from tests.assets import make_golden
 from tests.helpers.report_page import parse
 from tests.helpers.study import saved_study
@@ -122,3 +122,9 @@ def test_the_report_has_a_restarts_section_for_a_task_whose_trial_moved(tmp_path
 )
 def test_why_a_run_ended_comes_from_rays_exception_and_its_node_table(exc, node, dead, dead_at_start, why):
     assert reason(exc, node, frozenset(dead), frozenset(dead_at_start)) == why
+
+
+def test_only_a_node_drained_for_preemption_is_one_ray_itself_does_not_count():
+    assert preempted(RayActorError(preempted=True))
+    assert preempted(RayTaskError("train", "Traceback ...", RayActorError(preempted=True)))
+    assert not preempted(ActorDiedError()) and not preempted(NodeDiedError("gone")) and not preempted(None)

@@ -94,7 +94,8 @@ def lines(trials: pd.DataFrame) -> list[str]:
     found = _moved_or_restarted(trials)
     if not found:
         return []
-    out = [f"restarts: {len(found)} of {len(trials)} trials (the node of each run, in order; ? = none reported):"]
+    legend = "the node of each run, in order; ? = a run that reported no epoch"
+    out = [f"restarts: {len(found)} of {len(trials)} trials ran more than once ({legend}):"]
     for row, nodes, done in found:
         out.append(
             f"  {row['task']} trial {row['trial_id']} ({row['status']}): nodes {_nodes(nodes)}; restarts {len(done)}"

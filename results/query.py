@@ -158,6 +158,8 @@ def _types_mapper(typ: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
         return pd.Int64Dtype()
     if pa.types.is_string(typ):
         return pd.StringDtype()
+    if pa.types.is_list(typ):  # a trial's nodes and restart reasons: Python lists per cell, never object
+        return pd.ArrowDtype(typ)
     return None
 
 

@@ -1,7 +1,8 @@
 """One self-contained HTML page of what a study found: ``python -m results.report STUDY_DIR [--out FILE]``.
 
 Per task: learning curves with ASHA's rungs and cuts, best-so-far against trials and device-hours, parameter
-importance with slice plots, the cost ledger, and the best trial's predictions on validation rasters. Above
+importance with slice plots, the cost ledger, the trials that restarted (their nodes and why), and the best
+trial's predictions on validation rasters. Above
 them the plan, the status counts and the commands to resume the study and rebuild this page. Every image is
 embedded (PNG, base64), nothing is fetched. The page is written atomically (default
 ``STUDY_DIR/report.html``) and can be rebuilt at any time, also while the study runs: missing tables and
@@ -31,7 +32,7 @@ import pyarrow as pa
 
 from datamodules.cli import Exit, Parser, UsageError
 from models.metric_names import VAL_METRICS, first_set, mode_of, second_set
-from results import figures
+from results import figures, history
 from results.plan import STUDY_FILE, StudyConfig
 from results.query import TableError, best_trials, load_epochs, load_trials, tables_dir
 from results.schema import (
@@ -442,6 +443,11 @@ def _cost_section(task: str, trials: pd.DataFrame, epochs: pd.DataFrame) -> str:
     return _section(f"{task}-cost", "Cost ledger", body)
 
 
+def _restarts_section(task: str, trials: pd.DataFrame) -> str:
+    rows = history.rows(trials)
+    return _section(f"{task}-restarts", "Restarts and nodes", _html_table(history.HEADER, rows)) if rows else ""
+
+
 def _errors_section(task: str, trials: pd.DataFrame) -> str:
     bad = trials[trials["status"] == "error"]
     if bad.empty:
@@ -557,6 +563,7 @@ def _task(view: StudyView, task: str, device: str) -> str:
         + _importance_section(view, task, trials)
         + _cost_section(task, trials, epochs)
         + _errors_section(task, trials)
+        + _restarts_section(task, trials)
         + _predictions_section(view, task, device)
         + "</div>"
     )

@@ -34,8 +34,9 @@ class SchemaVersion(NamedTuple):
 # 1.0: the first release. 1.1: val_miou_all, val_r2_300, val_mae_300 (and per curve class), the binary
 # curve error with its precision side (same column); compile_seconds and graphs_compiled per trial; the
 # status "interrupted". 1.2: the second validation set (``--val-data``): every val_* column again as val2_*, and
-# best_val2_* per trial.
-SCHEMA_VERSION = SchemaVersion(1, 2)
+# best_val2_* per trial. 1.3: every node a trial ran on (``nodes``) and its restarts (``restarts``,
+# ``restart_reasons``).
+SCHEMA_VERSION = SchemaVersion(1, 3)
 SCHEMA_VERSION_KEY = b"welllog_study.schema_version"
 
 # major N -> a function turning a table of major N into one of major N + 1: (table, file name) -> table.
@@ -44,6 +45,21 @@ MIGRATIONS: dict[int, Callable[[pa.Table, str], pa.Table]] = {}
 # "interrupted": the trial was unfinished when its driver stopped (a signal, a storage failure); --resume
 # continues it. New in 1.1 (a new value of the status column; files written before it never hold it).
 STATUSES = ("completed", "stopped_early", "error", "running", "interrupted")
+# Why a trial was started again from its checkpoint (the ``restart_reasons`` column), each with what happened in
+# the words of the closing lines. New in 1.3. Ray restarts a trial after a failure (FailureConfig max_failures):
+# its node left the cluster (never counted against the trial's retries), its worker process died on a node that
+# stayed (killed, out of memory: counted), or it raised (counted). ``--resume`` continues an interrupted or
+# errored trial after its driver stopped.
+NODE_LOST = "node-lost"
+WORKER_DIED = "worker-died"
+RETRIED = "error"
+RESUMED = "resumed"
+RESTART_REASONS = {
+    NODE_LOST: "the node was lost",
+    WORKER_DIED: "its worker process died",
+    RETRIED: "it raised an error",
+    RESUMED: "the study was resumed",
+}
 # Statuses of trials whose metrics are meaningful for model selection.
 FINISHED_STATUSES = ("completed", "stopped_early")
 # Statuses a trial ends in (a planned trial in one of these needs no more work).
@@ -105,7 +121,10 @@ _TRIALS_TAIL: list[pa.Field[Any]] = [
     pa.field("graphs_compiled", pa.int32()),  # graphs torch.compile built over the trial's epochs
     pa.field("started_at", TIMESTAMP),
     pa.field("finished_at", TIMESTAMP),
-    pa.field("node", pa.string()),
+    pa.field("node", pa.string()),  # the last node it ran on
+    pa.field("nodes", pa.list_(pa.string())),  # the node of each run, in order (null: not known); from 1.3
+    pa.field("restarts", pa.int32()),  # runs after the first; from 1.3
+    pa.field("restart_reasons", pa.list_(pa.string())),  # one of RESTART_REASONS per restart, in order; from 1.3
     pa.field("checkpoint_path", pa.string()),
     pa.field("schema_version", pa.int32(), nullable=False),  # the major version
 ]

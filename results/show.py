@@ -13,6 +13,7 @@ import pandas as pd
 
 from datamodules.cli import Exit, Parser, UsageError
 from models.metric_names import VAL2_METRICS, VAL_METRICS
+from results import history
 from results.plan import STUDY_FILE, StudyConfig
 from results.query import (
     TableError,
@@ -79,7 +80,11 @@ def summary(study_dir: Path) -> str:
     savings = early_stopping_savings(study_dir)
     lines.append("early stopping savings:")
     lines.append(savings.to_string(float_format=lambda x: f"{x:.3g}"))
-    lines += ["", *_compile_lines(load_trials(study_dir))]
+    trials = load_trials(study_dir)
+    lines += ["", *_compile_lines(trials)]
+    moved = history.lines(trials)
+    if moved:  # a trial restarted (a lost node, a dead worker, a retried error, --resume)
+        lines += ["", *moved]
     lines += ["", f"tables: {tables_dir(study_dir).absolute()}/{{trials,epochs}}.parquet"]
     return "\n".join(lines)
 

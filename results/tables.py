@@ -18,7 +18,7 @@ import math
 import numbers
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -33,6 +33,7 @@ from results.schema import (
     EPOCHS_FILE,
     EPOCHS_SCHEMA,
     PARAM_PREFIX,
+    RESTART_REASONS,
     SCHEMA_VERSION,
     STATUSES,
     TRIALS_FILE,
@@ -59,6 +60,9 @@ _TRIAL_INPUTS = (
     "started_at",
     "finished_at",
     "node",
+    "nodes",
+    "restarts",
+    "restart_reasons",
     "checkpoint_path",
 )
 
@@ -237,6 +241,19 @@ class StudyTables:
         trial = self._trials.get(trial_id)
         return trial["started_at"] if trial else None
 
+    def history(self, trial_id: str) -> tuple[list[str | None], list[str]]:
+        """The trial's runs as recorded: the node of each (None where not known) and the reason of each restart.
+
+        A trial with no row has neither; a row written before schema 1.3 knows only its last ``node``.
+        """
+        row = self._trials.get(trial_id)
+        if row is None:
+            return [], []
+        nodes = row["nodes"]
+        if nodes is None:
+            nodes = [row["node"]] if row["node"] else []
+        return list(nodes), list(row["restart_reasons"] or [])
+
     def errored(self, task: str) -> list[str]:
         return sorted(t for t, row in self._trials.items() if row["task"] == task and row["status"] == "error")
 
@@ -355,6 +372,8 @@ class StudyTables:
         checkpoint_path: str | None,
         error: str | None = None,
         error_file: str | None = None,
+        nodes: Sequence[str | None] | None = None,
+        restart_reasons: Sequence[str] | None = None,
     ) -> None:
         """Upsert the row of ``trial_id`` and rewrite the trials table.
 
@@ -376,11 +395,16 @@ class StudyTables:
             checkpoint_path: its best checkpoint, if known.
             error: the trial's error text, for ``status="error"`` (or an interrupted trial).
             error_file: where the full error is kept.
+            nodes: the node of each run of the trial, in order (None for a run whose node is not known); None
+                keeps what the row holds (``history``); a new row starts from ``[node]`` (``[]`` when ``node`` is
+                empty).
+            restart_reasons: why each run after the first started, one of ``results.schema.RESTART_REASONS``
+                each; None keeps what the row holds. ``restarts`` is their number.
 
         Raises:
-            ValueError: an unknown status or hyperparameter name, a hyperparameter value of the wrong type, an
-                ``epoch_budget`` that is not an integer >= 0, a non-numeric ``devices``, or a naive timestamp;
-                nothing is recorded.
+            ValueError: an unknown status, restart reason or hyperparameter name, a hyperparameter value of the
+                wrong type, an ``epoch_budget`` that is not an integer >= 0, a non-numeric ``devices``, or a naive
+                timestamp; nothing is recorded.
             OSError: the table could not be written; the row stays in memory for the next write or ``flush()``.
         """
         if status not in STATUSES:
@@ -391,6 +415,16 @@ class StudyTables:
             raise ValueError(f"unknown params {unknown}; expected names from {', '.join(names)}")
         if isinstance(epoch_budget, bool) or not isinstance(epoch_budget, numbers.Integral) or epoch_budget < 0:
             raise ValueError(f"epoch_budget must be an integer >= 0, got {epoch_budget!r}")
+        known_nodes, known_reasons = self.history(trial_id)
+        if trial_id not in self._trials and node:
+            known_nodes = [node]
+        nodes = list(known_nodes if nodes is None else nodes)
+        reasons = list(known_reasons if restart_reasons is None else restart_reasons)
+        odd = sorted({r for r in reasons if r not in RESTART_REASONS}, key=str)
+        if odd:
+            raise ValueError(f"unknown restart reasons {odd}; expected ones of {', '.join(RESTART_REASONS)}")
+        if not all(n is None or isinstance(n, str) for n in nodes):
+            raise ValueError(f"nodes must be strings (or None where not known), got {nodes!r}")
         row: dict[str, Any] = {
             "study": self.study,
             "task": task,
@@ -404,6 +438,9 @@ class StudyTables:
             "started_at": _utc(started_at, "started_at"),
             "finished_at": _utc(finished_at, "finished_at"),
             "node": node,
+            "nodes": nodes,
+            "restarts": len(reasons),
+            "restart_reasons": reasons,
             "checkpoint_path": checkpoint_path,
         }
         self._trials[trial_id] = row

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from datamodules.cli import Exit, UsageError
+from results import history
 from results.plan import StudyConfig
 from results.query import TableError, best_trials, load_trials
 from results.report import ReportError, write_report
@@ -117,7 +118,8 @@ def already_finished(cfg: StudyConfig, tables: StudyTables) -> int:
 
 
 def summary(cfg: StudyConfig) -> int:
-    """Prints statuses and the best trial per task; returns the exit code."""
+    """Prints statuses, the best trial per task, each restart of a trial (where it moved, and why) and the errored
+    trials; returns the exit code. A trial that finished after a restart is not errored, whatever Ray said."""
     trials = load_trials(cfg.study_dir)
     print(f"\nstudy {cfg.name}: tables in {child(cfg.study_location, TABLES_SUBDIR)}")
     for task in cfg.tasks:
@@ -130,6 +132,8 @@ def summary(cfg: StudyConfig) -> int:
             f"  best {row['task']}: trial {row['trial_id']} {cfg.metric}={row['objective_best']:.4f} "
             f"at epoch {row['best_epoch']}; {checkpoint_text(_shown_checkpoint(cfg, row['checkpoint_path']))}"
         )
+    for restart in history.restarts(trials):  # what Ray's own lines call errored, said as it happened
+        print(f"  {restart.line()}")
     errored = trials[trials["status"] == "error"]
     for _, row in errored.iterrows():
         print(f"  ERROR {row['task']} trial {row['trial_id']}: {row['error']} ({row['error_file']})")

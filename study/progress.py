@@ -2,10 +2,10 @@
 
 Ray Tune's trial tables and its "Current best trial" lines are off by default (``--verbose`` brings them back):
 they rank by the last epoch, call a trial ASHA cut "completed" and name checkpoints from 0. ``Progress`` prints
-one line per event of a trial (started, an epoch every ``every``, cut by ASHA, completed, errored), taking the
-status and the best epoch from the study's tables, so what it says agrees with them. On a terminal a live line
-below the events shows each task's counts and best so far. ``quiet_ray_advice`` drops Ray's log lines whose
-advice is wrong for this tool (switching its authentication off, ``Tuner.restore``, ``num_to_keep``).
+one line per event of a trial (started, an epoch every ``every``, restarted and why, cut by ASHA, completed,
+errored), taking the status and the best epoch from the study's tables, so what it says agrees with them. On a
+terminal a live line below the events shows each task's counts and best so far. ``quiet_ray_advice`` drops Ray's
+log lines whose advice is wrong for this tool (switching its authentication off, ``Tuner.restore``, ``num_to_keep``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ import optuna
 from ray import tune
 
 from models.hparams import BASE_CHANNELS, DEPTH, LOSS, LR
+from results.schema import NODE_LOST, RESTART_REASONS
 from results.tables import StudyTables
 from study.callbacks import restored_tables
+from study.stop import STOP
 
 # Ray's loggers and the start of each message of theirs that is noise or wrong advice for a user of this tool.
 RAY_ADVICE = {
@@ -132,6 +134,12 @@ class Progress(tune.Callback):
         return f"{self.task}: {parts}; best {value:.4f} (trial {tid}, epoch {epoch})"
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        reasons = self.tables.history(trial.trial_id)[1]
+        if reasons:  # a run after the first
+            ran = self.tables.last_epoch(trial.trial_id)
+            start = f"from its checkpoint of epoch {ran}" if ran else "from its first epoch"
+            self._say(f"{self.task} trial {trial.trial_id}: restarted {start} (restart {len(reasons)})")
+            return
         config = trial.config
         shown = ", ".join(
             f"{k} {config[k]:.2g}" if isinstance(config[k], float) else f"{k} {config[k]}" for k in SHOWN if k in config
@@ -161,6 +169,18 @@ class Progress(tune.Callback):
             self._say(f"{self.task} trial {tid}: stopped early by ASHA after epoch {ran}; {self._best_text(tid)}")
         else:
             self._say(f"{self.task} trial {tid}: completed {ran}/{self.epochs} epochs; {self._best_text(tid)}")
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        tid = trial.trial_id
+        nodes, reasons = self.tables.history(tid)
+        if STOP.storage is not None or not reasons:  # the study stops: the closing lines say what to do
+            return
+        node = nodes[len(reasons) - 1] if len(nodes) >= len(reasons) else None
+        counted = "not counted against its retries" if reasons[-1] == NODE_LOST else "counted against its retries"
+        self._say(
+            f"{self.task} trial {tid}: after epoch {self.tables.last_epoch(tid)}, {RESTART_REASONS[reasons[-1]]} "
+            f"(node {node or 'not known'}); Ray restarts it from its checkpoint, {counted}"
+        )
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         tid = trial.trial_id

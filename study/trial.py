@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -11,7 +10,6 @@ from typing import Any, cast
 
 import lightning as L
 import psutil
-import ray
 import torch
 from lightning.pytorch.callbacks import Callback
 from ray import tune
@@ -24,6 +22,7 @@ from models.metric_names import METRICS
 from models.segmenter import Segmenter
 from results.plan import DataSource, TaskPreset
 from study.faults import FaultInjector
+from study.restarts import this_node
 from study.trainer import EpochStats, build_trainer
 
 
@@ -61,7 +60,7 @@ class TuneReport(Callback):
         metrics: dict[str, float | str] = {k: float(v) for k, v in logged.items() if k in METRICS}
         if self.objective not in metrics:
             raise KeyError(f"objective {self.objective!r} was not logged; logged: {sorted(logged)}")
-        metrics.update(self.stats.summary(trainer), epoch=trainer.current_epoch + 1, node=_node())
+        metrics.update(self.stats.summary(trainer), epoch=trainer.current_epoch + 1, node=this_node())
         if self.compiled is not None:  # what this epoch compiled (a resumed trial compiles again in its first)
             metrics.update(self.compiled.since_last())
         # EpochStats sets it at this process's first training batch, which Lightning runs before any epoch ends.
@@ -71,11 +70,6 @@ class TuneReport(Callback):
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save_checkpoint(Path(tmp) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
-
-
-def _node() -> str:
-    """Host and Ray node id: several Ray nodes can share one host."""
-    return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
 
 
 def build_segmenter(params: TrialParams, run: RunSettings) -> Segmenter:

@@ -18,7 +18,7 @@ from models.hparams import param_types
 from models.losses import LOSSES, WEIGHT_SCHEMES
 from models.metric_names import METRICS
 from models.segmenter import LR_SCHEDULES
-from results.schema import STATUSES
+from results.schema import RESTART_REASONS, STATUSES
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("study", "models", "datamodules", "results", "bench")
@@ -31,6 +31,7 @@ REGISTRIES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "class weightings": (frozenset(WEIGHT_SCHEMES), frozenset({"models/losses.py"})),
     "metrics": (frozenset(METRICS), frozenset({"models/metric_names.py"})),
     "trial statuses": (frozenset(STATUSES), frozenset({"results/schema.py"})),
+    "restart reasons": (frozenset(RESTART_REASONS), frozenset({"results/schema.py"})),
 }
 
 

@@ -57,6 +57,12 @@ TRIALS: dict[str, tuple[str, str, int, float, dict]] = {
     "m2": ("multiclass", "completed", 6, 0.65, {"lr": 1e-4, "depth": 3, "loss": "ce", "dice_weight": 0.5}),
 }
 
+# trial_id: (the node of each run, the reason of each restart); from schema 1.3. Other trials ran once on node-1.
+RUNS: dict[str, tuple[list[str | None], list[str]]] = {
+    "b0": (["node-0", "node-1"], ["node-lost"]),  # moved to node-1 after its node was lost
+    "m2": (["node-1", None, "node-1"], ["worker-died", "resumed"]),  # a run that reported nothing, then --resume
+}
+
 
 def epoch_values(task: str, quality: float, epoch: int) -> dict[str, float | datetime]:
     """Deterministic metric values: dice rises towards ``quality``, losses fall."""
@@ -103,6 +109,7 @@ def epoch_values(task: str, quality: float, epoch: int) -> dict[str, float | dat
 def populate(tables: StudyTables) -> None:
     for i, (trial_id, (task, status, n_epochs, quality, params)) in enumerate(TRIALS.items()):
         started = T0 + timedelta(hours=i)
+        nodes, reasons = RUNS.get(trial_id, (["node-1"], []))
         for epoch in range(1, n_epochs + 1):
             tables.record_epoch(trial_id, task, epoch, epoch_values(task, quality, epoch))
         tables.record_trial(
@@ -114,10 +121,12 @@ def populate(tables: StudyTables) -> None:
             devices=0.5,
             started_at=started,
             finished_at=None if status == "running" else started + timedelta(seconds=100 * n_epochs),
-            node="node-1",
+            node="node-1",  # the last node of every trial
             checkpoint_path=None if status == "error" else f"/ckpt/{trial_id}/best.ckpt",
             error="RuntimeError: loss is NaN" if status == "error" else None,
             error_file=f"/logs/{trial_id}/error.txt" if status == "error" else None,
+            nodes=nodes,
+            restart_reasons=reasons,
         )
 
 

@@ -37,10 +37,15 @@ def fired(home: Path, fault: int = 0) -> list[str]:
     return sorted(p.name for p in (home / "fault-markers").glob(f"{fault}-*-*"))
 
 
+def reported(study_dir: Path, task: str, trial_id: str, key: str) -> list:
+    """``key`` of every result the trial reported to Tune, in order, repeats included (Ray's own result log)."""
+    lines = (study_dir / task / f"trial_{trial_id}" / "result.json").read_text().splitlines()
+    return [json.loads(line)[key] for line in lines if line.strip()]
+
+
 def reported_epochs(study_dir: Path, task: str, trial_id: str) -> list[int]:
     """Every epoch the trial reported to Tune, in order, repeats included (Ray's own result log)."""
-    lines = (study_dir / task / f"trial_{trial_id}" / "result.json").read_text().splitlines()
-    return [json.loads(line)["epoch"] for line in lines if line.strip()]
+    return reported(study_dir, task, trial_id, "epoch")
 
 
 def study(args: list[str], home: Path, timeout: float = 400, faults: list[dict] | None = None):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from results.query import load_trials
+from results.schema import RESUMED, RETRIED, WORKER_DIED
 from tests.helpers.study import TINY, check_tables, fired, reported_epochs, study
 
 pytestmark = pytest.mark.slow
@@ -35,6 +36,11 @@ def test_worker_killed_after_epoch_k_finishes_from_its_checkpoint(tmp_path, k):
     assert len(rows) == epochs  # 0 lost, 0 duplicated
     # Finished epochs are not redone: Tune saw each epoch exactly once, in order.
     assert reported_epochs(study_dir, "binary", trial_id) == list(range(1, epochs + 1))
+    # On the record: its worker died on a node that stayed (the one node here), and it ran there again
+    assert list(trials["restart_reasons"].iloc[0]) == [WORKER_DIED]
+    nodes = list(trials["nodes"].iloc[0])  # k = 0: the first run reported nothing, its node is not known
+    assert len(nodes) == 2 and set(nodes) - {None} == {trials["node"].iloc[0]}, nodes
+    assert f"binary trial {trial_id} restarted" in proc.stdout
 
 
 @pytest.mark.parametrize("restart", [False, True], ids=["resume-errored", "restart-errored"])
@@ -51,6 +57,7 @@ def test_errored_trial_then_resume(tmp_path, restart):
     assert trials["status"].iloc[0] == "error"
     assert "injected fault" in trials["error"].iloc[0]
     assert f"ERROR binary trial {trial_id}" in proc.stdout
+    assert list(trials["restart_reasons"].iloc[0]) == [RETRIED, RETRIED]  # its 2 retries, on the record
 
     again = study([*base, "--resume", *(["--restart-errored"] if restart else [])], tmp_path, faults=faults)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
@@ -65,6 +72,7 @@ def test_errored_trial_then_resume(tmp_path, restart):
     else:  # from the epoch-1 checkpoint: nothing redone
         assert trials["trial_id"].iloc[0] == trial_id
         assert reported_epochs(study_dir, "binary", trial_id) == [1, 2, 3]
+        assert list(trials["restart_reasons"].iloc[0]) == [RETRIED, RETRIED, RESUMED]
 
 
 def test_nan_loss_ends_the_trial_in_error_and_fail_in_optuna(tmp_path):

@@ -21,6 +21,8 @@ import pandas as pd
 import pytest
 
 from results.schema import NODE_LOST
+from results.store import child, download
+from tests.helpers.s3 import s3_server
 from tests.helpers.study import check_tables, reported, reported_epochs, script
 
 pytestmark = pytest.mark.slow
@@ -70,7 +72,7 @@ SCRIPT = textwrap.dedent(
         node = cluster.add_node(num_cpus=1)
         driver.join()
         ray.init(address=cluster.address, logging_level="WARNING")  # what Ray counted against the trial's retries
-        (trial,) = ExperimentAnalysis(f"{storage}/{name}/binary").trials
+        (trial,) = ExperimentAnalysis(f"{root}/{name}/binary", storage_filesystem=files).trials
         ray.shutdown()
         done = {"study": name, "lost": lost, "code": outcome.get("code"), "failures": trial.num_failures}
         print(json.dumps(done), flush=True)
@@ -121,3 +123,17 @@ def node_losses(tmp_path: Path, storage: str, study_dir: Callable[[str], Path]) 
 def test_a_trial_survives_the_loss_of_its_node_three_seeded_times(tmp_path):
     shared = tmp_path / "shared"  # every simulated node is this machine: a local path is shared storage
     node_losses(tmp_path, str(shared), lambda name: shared / name)
+
+
+def test_a_trial_survives_the_loss_of_its_node_with_the_study_in_s3(tmp_path):
+    """The same three losses with the study in object storage (a real S3 server on 127.0.0.1): the trials'
+    checkpoints, Ray's state and the tables all live in the bucket; each study is read back from there."""
+    with s3_server() as s3:
+        storage = s3.uri("node-loss")
+
+        def from_store(name: str) -> Path:
+            view = tmp_path / "from-store" / name
+            download(child(storage, name), view)
+            return view
+
+        node_losses(tmp_path, storage, from_store)

@@ -24,6 +24,8 @@ from tests.helpers.report_page import CHROMIUM, TASK_SECTIONS, open_in_browser, 
 
 REPO = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.xdist_group("tiny_study")  # the session's tiny study runs once per test worker
+
 
 @pytest.fixture(scope="session")
 def tiny_report(tiny_study, tmp_path_factory) -> Path:

@@ -1,4 +1,5 @@
-"""A simulated two-node cluster and the dashboard's sign-in, each in a subprocess with its own HOME."""
+"""The dashboard's sign-in, in a subprocess with its own HOME. (A study on several nodes: tests/deploy/test_slurm.py,
+tests/study/test_object_storage.py, tests/reliability/test_node_loss.py.)"""
 
 from __future__ import annotations
 
@@ -13,38 +14,9 @@ import urllib.request
 
 import pytest
 
-from results.query import load_trials
-from tests.helpers.study import REPO, TINY, check_tables, env_for, script
+from tests.helpers.study import REPO, env_for
 
 pytestmark = pytest.mark.slow
-
-TWO_NODES = textwrap.dedent(
-    """
-    import sys
-    from ray.cluster_utils import Cluster
-    from study.run import main
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    try:
-        code = main(["--address", cluster.address, *sys.argv[1:]])
-    finally:
-        cluster.shutdown()
-    sys.exit(code)
-    """
-)
-
-
-def test_study_on_a_two_node_cluster_uses_both_nodes(tmp_path):
-    storage = tmp_path / "shared"
-    args = ["--storage", str(storage), "--name", "c", "--task", "binary", "--num-samples", "4", "--epochs", "2"]
-    proc = script(TWO_NODES, [*args, *TINY, "--max-concurrent", "2"], tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    check_tables(storage / "c", ("binary",), n_trials=4, epochs=2)
-    nodes = set(load_trials(storage / "c")["node"])
-    assert len(nodes) == 2, nodes  # hostname/node-id: both Ray nodes ran trials
-
 
 DASHBOARD = textwrap.dedent(
     """

@@ -22,7 +22,7 @@ from models.segmenter import Segmenter
 from results.query import best_trials
 from study import predict
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_study")]  # one tiny study per test worker
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -81,10 +81,10 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def node_losses(tmp_path: Path, storage: str, study_dir: Callable[[str], Path]) -> None:
-    """Runs the three studies with ``--storage storage`` and checks each; ``study_dir(name)`` is a local
+def node_losses(tmp_path: Path, storage: str, study_dir: Callable[[str], Path], seeds: tuple[int, ...] = SEEDS) -> None:
+    """Runs a study per seed with ``--storage storage`` and checks each; ``study_dir(name)`` is a local
     directory holding the study as the storage has it (its tables and Ray's result logs)."""
-    plan = [{"name": f"lost{seed}", "epoch": lost_at(seed), "args": ["--seed", str(seed)]} for seed in SEEDS]
+    plan = [{"name": f"lost{seed}", "epoch": lost_at(seed), "args": ["--seed", str(seed)]} for seed in seeds]
     plan[-1]["args"].append("--verbose")  # Ray's own closing lines too: they must not call the trial errored
     args = ["--task", "binary", "--num-samples", "1", "--epochs", str(EPOCHS), "--instances", "24"]
     args += ["--scale", "0.08", "--no-dashboard", "--no-report", "--cpus-per-trial", "1"]
@@ -125,8 +125,9 @@ def test_a_trial_survives_the_loss_of_its_node_three_seeded_times(tmp_path):
     node_losses(tmp_path, str(shared), lambda name: shared / name)
 
 
+@pytest.mark.timeout(900)
 def test_a_trial_survives_the_loss_of_its_node_with_the_study_in_s3(tmp_path):
-    """The same three losses with the study in object storage (a real S3 server on 127.0.0.1): the trials'
+    """The same loss (the first seed's) with the study in object storage (a real S3 server on 127.0.0.1): the trials'
     checkpoints, Ray's state and the tables all live in the bucket; each study is read back from there."""
     with s3_server() as s3:
         storage = s3.uri("node-loss")
@@ -136,4 +137,4 @@ def test_a_trial_survives_the_loss_of_its_node_with_the_study_in_s3(tmp_path):
             download(child(storage, name), view)
             return view
 
-        node_losses(tmp_path, storage, from_store)
+        node_losses(tmp_path, storage, from_store, seeds=SEEDS[:1])

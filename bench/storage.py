@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             s3_s = timed(functools.partial(send, folder, s3, f"{BUCKET}/{n}"), args.repeat)
             mb = folder_bytes(folder) / 1e6
             share = s3_s / per_epoch[task]
-            print(f"{what:<46}{mb:>9.1f}{local_s:>10.3f}{s3_s:>9.3f}{s3_s / local_s:>10.1f}{share:>21.2%}")
+            print(f"{what:<46}{mb:>9.2f}{local_s:>10.3f}{s3_s:>9.3f}{s3_s / local_s:>10.1f}{share:>21.2%}")
     print("S3: moto on 127.0.0.1 (this machine's loopback and CPU); a cloud store is bounded by its bandwidth instead")
     return 0
 

@@ -74,6 +74,7 @@ def check_console(out: str, study_dir: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # the default study beside another test's Ray on 2 cores
 def test_quickstart_and_query_examples_run_as_written(tmp_path):
     blocks = code_blocks((REPO / "README.md").read_text(), RUN_SECTIONS)
     env = env_for(tmp_path / "home")

@@ -215,3 +215,63 @@ def test_a_curve_whose_pick_lies_on_nothing_is_not_found(missing):
     assert np.isnan(traced[missing].u).all()
     other = "SP" if missing == "GR" else "GR"
     assert np.isfinite(traced[other].u).sum() > 0.9 * W
+
+
+def _pick(rows: np.ndarray, col: int, lap: int = 0) -> Pick:
+    return Pick(float(col), float(rows[col]), lap)
+
+
+def test_two_registered_curves_of_one_class_crossing_are_each_traced_as_drawn():
+    x = np.arange(W, dtype=np.float64)
+    up, down = _row(0.15 + 0.7 * x / W), _row(0.85 - 0.7 * x / W)  # cross at column 120
+    mask = np.zeros((H_IMG, W), bool)
+    _draw(mask, up)
+    _draw(mask, down)
+    reg = _registration(_scale("GR", 1, picks=[_pick(up, 30), _pick(up, 210)]),
+                        _scale("SP", 1, picks=[_pick(down, 30), _pick(down, 210)]))  # fmt: skip
+    gr, sp = _trace({1: mask}, reg)
+    for traced, truth in ((gr, up), (sp, down)):
+        _as_drawn(traced, truth)
+
+
+def _as_drawn(traced, truth: np.ndarray) -> None:
+    """A traced curve has a value in nearly every column, on its truth; where it shares its ink with another
+    curve (half confidence), within that ink."""
+    ok = np.isfinite(traced.u)
+    assert ok.mean() > 0.97
+    np.testing.assert_allclose(BOTTOM - traced.u[ok], truth[ok], atol=3.0)
+    alone = ok & (traced.conf > 0.75)
+    assert alone.mean() > 0.5
+    np.testing.assert_allclose(BOTTOM - traced.u[alone], truth[alone], atol=1.0)
+
+
+def test_two_registered_curves_of_one_class_running_together_both_keep_their_values_there():
+    x = np.arange(W, dtype=np.float64)
+    gr = _row(0.5 + 0.2 * np.sin(2 * np.pi * x / 150))
+    apart = np.clip(np.maximum(90 - x, x - 150) / 30.0, 0.0, 1.0)  # joins from 60 to 90, one ink to 150, parts
+    sp = gr + 10.0 * apart  # 10 rows below GR, then on it from column 90 to 150
+    mask = np.zeros((H_IMG, W), bool)
+    _draw(mask, gr)
+    _draw(mask, sp)
+    reg = _registration(_scale("GR", 1, picks=[_pick(gr, 30), _pick(gr, 210)]),
+                        _scale("SP", 1, picks=[_pick(sp, 30), _pick(sp, 210)]))  # fmt: skip
+    traced = _trace({1: mask}, reg)
+    together = (x >= 95) & (x <= 145)
+    for tc, truth in zip(traced, (gr, sp)):
+        assert np.isfinite(tc.u[together]).all()  # one stroke is both curves' value: not a hole
+        _as_drawn(tc, truth)
+
+
+def test_a_registered_wrapped_curve_is_traced_on_its_laps():
+    x = np.arange(W, dtype=np.float64)
+    pos = 0.3 + 1.4 * x / W
+    plotted = pos - np.floor(pos)
+    rows = np.where((plotted < 0.03) | (plotted > 0.97), np.nan, _row(plotted))
+    mask = np.zeros((H_IMG, W), bool)
+    _draw(mask, rows)
+    picks = [Pick(40.0, float(rows[40]), 0), Pick(200.0, float(rows[200]), 1)]
+    res = CurveScale(1, "ILD", "OHMM", 0.2, 2000.0, "log", "wrap", 1, tuple(picks))
+    (ild,) = _trace({1: mask}, _registration(res))
+    ok = np.isfinite(ild.u)
+    assert ok.mean() > 0.95
+    np.testing.assert_allclose(ild.u[ok] / HEIGHT, pos[ok], atol=1.5 / HEIGHT)

@@ -11,11 +11,9 @@ Three steps, each a function:
    stack) where their extrapolations meet, and across a track edge one lap up or down where the off-scale rule
    allows it: a wrapped curve's re-entry at the opposite edge, and a backup trace taking over from its clipped
    primary (possibly of another class). Each joined chain is one curve with a relative lap per column.
-3. ``trace_registered``: for a registration, every registered curve is the cheapest path through its picks over
-   the runs of its classes on the laps its rule allows (``_follow``: continuity of position and slope, holes only
-   where ink ends, a new segment at a cost), the curves of a track followed in turn, each seeing the ink the
-   others took; samples on a clipped border are dropped first (they carry no value), and short holes are bridged.
-   Steps 1 and 2 serve ``trace_mask`` (one class without a registration).
+3. ``trace_registered``: for a registration, every track and class is traced, samples on a clipped border are
+   dropped (they carry no value), and each registered curve takes the chain through its pick (or, alone in its
+   class, the longest); its lap is fixed by the pick (or the lap most of it is on), and short holes are bridged.
 
 Everything is numpy on the CPU; positions are heights above the track's bottom border in rows (``h``), unwrapped
 as ``u = h + lap * H`` for a track ``H`` rows high, which is affine in the track position ``u / H``.
@@ -23,15 +21,15 @@ as ``u = h + lap * H`` for a track ``H`` rows high, which is affine in the track
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from datamodules.registration import CurveScale, Registration
+from datamodules.registration import CurveScale, Pick, Registration
 
-ROUNDS = 1  # each curve of a track is followed again this many times, the others' paths known
 EDGE_PX = 1.5  # a sample this close to a clipping border (or beyond it) is off scale
 MERGED_CONFIDENCE = 0.5  # a sample taken from a run shared with another curve counts half
 
@@ -466,7 +464,6 @@ def trace_registered(
     masks: dict[int, npt.NDArray[np.bool_]],
     probs: dict[int, npt.NDArray[np.floating]],
     registration: Registration,
-    costs: Costs | None = None,
 ) -> list[TracedCurve]:
     """Trace every registered curve of an image (step 3 of the module docstring), in registration order.
 
@@ -474,270 +471,150 @@ def trace_registered(
         masks: class -> (H, W) bool, the pixels the decision rule gives that class.
         probs: class -> (H, W) float, its probability (weights of the run centres and the confidence).
     """
-    costs = costs or Costs()
     out: list[TracedCurve] = []
     all_runs = {cls: runs_of(mask, probs.get(cls)) for cls, mask in masks.items()}
     for t, track in enumerate(registration.tracks):
         top, bottom = registration.band(t)
         band = Band(top, bottom)
+        rules = Rules(
+            wrap=frozenset(c.cls for c in track.curves if c.offscale == "wrap"),
+            backup=frozenset((c.cls, c.backup_class) for c in track.curves if c.offscale == "backup"),
+        )
         clipping = {c.cls for c in track.curves if c.offscale != "wrap"}
         clipping |= {c.backup_class for c in track.curves if c.offscale == "backup"}
-        ink: dict[int, Runs] = {}
-        for cls in sorted(_classes(track.curves)):
-            if cls in all_runs:
-                runs = _in_band(all_runs[cls], band)
-                ink[cls] = _off_border(runs, band) if cls in clipping else runs
-        n_runs = sum(r.col.size for r in ink.values())
-        none: _Path = (np.full(band.width, np.nan), np.zeros(band.width), np.full(band.width, -1, np.int64))
-        paths = [none] * len(track.curves)
-        order = sorted(range(len(track.curves)), key=lambda k: -len(track.curves[k].picks))
-        for _ in range(1 + ROUNDS):  # the most constrained first; then each again, the others' paths known
-            for k in order:
-                paths[k] = _follow(ink, track.curves[k], track.curves, band, costs, _taken(paths, k, n_runs))
-        for k, (sc, (u, conf, run)) in enumerate(zip(track.curves, paths)):
-            shared = (run >= 0) & (_taken(paths, k, n_runs)[np.maximum(run, 0)] > 0)
-            conf = np.where(shared, MERGED_CONFIDENCE * conf, conf)  # the ink of two curves: either may be off
-            u, conf = _bridge(u, conf, band, sc.offscale != "wrap")
-            out.append(TracedCurve(t, sc, u, conf, band.height))
+        classes = {c.cls for c in track.curves} | {c.backup_class for c in track.curves if c.offscale == "backup"}
+        frags: list[Fragment] = []
+        for cls in sorted(classes):
+            if cls not in all_runs:
+                continue
+            runs = _in_band(all_runs[cls], band)
+            if cls in clipping:
+                runs = _off_border(runs, band)
+            frags += fragments(runs, band, cls)
+        chains = link(frags, band, rules)
+        found = _assign(chains, track.curves, band)
+        for k, (u, conf) in found.items():
+            u, conf = _bridge(u, conf, band, track.curves[k].offscale != "wrap")
+            found[k] = (u, conf)
+        out += [TracedCurve(t, c, *found[k], band.height) for k, c in enumerate(track.curves)]
     return out
 
 
-_Path = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]  # (u, conf, run), (W,) each
+def _meetings(chain: Curve) -> npt.NDArray[np.int64]:
+    """(W,) how many places where it may have been swapped with another curve the chain has passed at each
+    column: meetings (stretches of shared samples) and joins of fragments. It numbers the chain's pieces."""
+    m = chain.merged & np.isfinite(chain.h)
+    begins = m & ~np.concatenate([[False], m[:-1]])
+    present = np.flatnonzero(chain.part >= 0)
+    joins = np.zeros(chain.h.size, bool)
+    joins[present[1:][np.diff(chain.part[present]) != 0]] = True
+    return np.cumsum(begins | joins)
 
 
-def _taken(paths: list[_Path], k: int, n_runs: int) -> npt.NDArray[np.int64]:
-    """(n_runs,) how many paths other than path ``k`` take each run of the track."""
-    taken = np.zeros(n_runs, np.int64)
-    for j, (_, _, run) in enumerate(paths):
-        if j != k:
-            np.add.at(taken, run[run >= 0].astype(np.int64), 1)
-    return taken
+def _locate(chains: list[Curve], pick: Pick, cls: int, band: Band) -> tuple[int, int] | None:
+    """(chain, column) of the sample of class ``cls`` nearest a pick (within 2 columns and a tenth of the track
+    height), or None."""
+    col = round(pick.column)
+    h = float(band.bottom[min(max(col, 0), band.width - 1)] - pick.row)
+    tol = max(3.0, 0.1 * band.height)
+    best: tuple[float, int, int] | None = None
+    for i, c in enumerate(chains):
+        for x in range(max(0, col - 2), min(band.width, col + 3)):
+            if c.cls[x] == cls and abs(c.h[x] - h) <= tol:
+                d = abs(c.h[x] - h) + 0.5 * abs(x - col)
+                if best is None or d < best[0]:
+                    best = (d, i, x)
+    return None if best is None else (best[1], best[2])
 
 
-def _classes(scales: Iterable[CurveScale]) -> set[int]:
-    """The classes of the ink of ``scales``: their own, and their backup traces'."""
-    return {c.cls for c in scales} | {c.backup_class for c in scales if c.offscale == "backup"}
+def _assign(
+    chains: list[Curve], scales: tuple[CurveScale, ...], band: Band
+) -> dict[int, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
+    """Each registered curve's (u, conf), (W,) each, from the pieces of the chains (step 3 of the module docstring).
 
-
-@dataclass(frozen=True)
-class Costs:
-    """The costs of a path in ``_follow``, in rows (the units of a track's height)."""
-
-    reward: float = 0.2  # per column a segment spans (negative cost): a path goes on as long as its ink does
-    ink: float = 0.1  # per sample on ink (negative cost): a path follows the ink of a steep dashed stroke
-    hole: float = 0.05  # per column of a hole inside a segment (a dash space)
-    apart: float = 2.0  # per row a sample across a hole lies off where the path's slope leads, beyond a tolerance
-    bend: float = 0.01  # per row a sample lies off where the path's slope leads (to at most bend_cap rows)
-    bend_cap: float = 6.0
-    jump: float = 8.0  # a new segment (after a hole, no continuity asked)
-    jump_per_row: float = 0.1  # per row between where the last segment ended and where the new one starts
-    jump_per_row_mates: float = 1.0  # the same for a curve that shares its class (the new one may be another's)
-    lap: float = 4.0  # per lap off scale where a curve with no pick starts
-    shared: float = 0.25  # per sample on ink another curve's path takes
-
-
-@dataclass(frozen=True)
-class _Nodes:
-    """Every place a curve may be: a run of one of its classes on one lap the rule allows. Shapes: (N,) each,
-    sorted by column; heights unwrapped (rows); ``run`` numbers the track's runs (class-major), so that two
-    curves on one run can be told."""
-
-    col: npt.NDArray[np.int64]
-    u: npt.NDArray[np.float64]
-    lo: npt.NDArray[np.float64]
-    hi: npt.NDArray[np.float64]
-    conf: npt.NDArray[np.float64]
-    lap: npt.NDArray[np.int64]
-    run: npt.NDArray[np.int64]
-    cls: npt.NDArray[np.int64]
-
-
-def _nodes(ink: dict[int, Runs], scale: CurveScale, band: Band) -> _Nodes:
-    """The nodes of a curve: its own class on lap 0 (every lap its picks are on, and one more either side, for
-    ``wrap``), its backup class one lap up or down (``backup``)."""
-    height = band.height
-    pick_laps = [p.lap for p in scale.picks]
-    own = [0]
-    if scale.offscale == "wrap":
-        own = list(range(min([-1, *pick_laps]) - 1, max([1, *pick_laps]) + 2))
-    laps: dict[int, set[int]] = {scale.cls: set(own)}
-    if scale.offscale == "backup":
-        laps.setdefault(scale.backup_class, set()).update({-1, 1})
-    parts: list[tuple[npt.NDArray[np.generic], ...]] = []
-    offset = 0
-    for cls in sorted(ink):
-        runs = ink[cls]
-        if cls in laps:
-            h = band.bottom[runs.col] - runs.centre
-            lo = band.bottom[runs.col] - runs.bottom
-            hi = band.bottom[runs.col] - runs.top
-            ids = offset + np.arange(runs.col.size)
-            for lap in sorted(laps[cls]):
-                shift = lap * height
-                same = np.full(runs.col.size, lap, np.int64), ids, np.full(runs.col.size, cls, np.int64)
-                parts.append((runs.col, h + shift, lo + shift, hi + shift, runs.conf, *same))
-        offset += runs.col.size
-    if not parts:
-        e, i = np.zeros(0, np.float64), np.zeros(0, np.int64)
-        return _Nodes(i, e, e, e, e, i, i, i)
-    cols = [np.concatenate([p[k] for p in parts]) for k in range(8)]
-    order = np.lexsort((cols[1], cols[0]))
-    return _Nodes(*(c[order] for c in cols))
-
-
-def _follow(
-    ink: dict[int, Runs],
-    scale: CurveScale,
-    scales: tuple[CurveScale, ...],
-    band: Band,
-    costs: Costs,
-    taken: npt.NDArray[np.int64],
-) -> _Path:
-    """One registered curve as the cheapest path through its picks: (u, conf, run) per column (W,) each, NaN /
-    0 / -1 where it has no sample (costs and rules: ``docs/tracing.md``, step 4).
-
-    The path visits at most one node (a run on a lap) per column, left to right. Two successive nodes no more than
-    ``window`` columns apart are one segment; a hole opens only where ink ends and closes where it starts, and
-    costs beyond a dash space. A new segment may start after any hole at a cost. The path goes through the node
-    at each pick and never jumps over one. A segment is in state 0 until it holds a pick or ink of a class only
-    this curve has, in state 1 after; only state 1 may end a segment (or the path), so a stretch of shared ink no
-    pick lies on is never taken alone. ``taken`` (per track run) counts the other curves' paths on each run.
+        A chain is cut at its meetings into pieces. A piece goes to the curve whose pick on the same chain is the
+        fewest meetings away (a tie gives it to none), on that pick's lap; a curve alone in its class (counting backup
+        traces) also takes the pieces of chains no pick lies on, on the lap of the samples next to them. Pieces nearer
+        their pick are placed first, a column once. A meeting's own samples (the centre of two curves' ink) go to none:
+    a short one is bridged from both sides.
     """
-    width, height = band.width, band.height
-    nodes = _nodes(ink, scale, band)
-    col, u, lo, hi, conf, lap, run = nodes.col, nodes.u, nodes.lo, nodes.hi, nodes.conf, nodes.lap, nodes.run
-    cls = nodes.cls
-    none: _Path = (np.full(width, np.nan), np.zeros(width), np.full(width, -1, np.int64))
-    others = _classes([c for c in scales if c is not scale])
-    mates = _classes([scale]) & others
-    own = ~np.isin(cls, sorted(others))  # ink of a class no other curve of the track has is the curve's own
-    picks = _pick_nodes(col, u, lap, scale, band)
-    if col.size == 0 or not (picks or own.any()):
-        return none
-    per_row = costs.jump_per_row_mates if mates else costs.jump_per_row
-    window = band.bridge() + 2
-    space = max(3.0, 0.06 * height)  # a dash space may be this long whatever the path's slope
-    bounds = np.searchsorted(col, np.arange(width + 1))
-    n = col.size
-    ends, starts = _loose_ends(col, lo, hi, bounds)
-    cost = np.full((2, n), np.inf)
-    slope = np.zeros((2, n))
-    back = np.full((2, n, 2), -1, np.int64)  # (previous node, its state); -1: the path starts here
-    pick_at = {int(col[i]): i for i in picks}
-    first_pick = min(pick_at) if pick_at else width
-    floor = 0  # no predecessor before the last pick's column
-    gone, gone_at = np.inf, -1  # the cheapest state-1 path so far that may end a segment here, and its node
-    for x in np.unique(col).tolist():
-        a, b = int(bounds[x]), int(bounds[x + 1])
-        wa = max(int(bounds[max(0, x - window)]), floor)
-        best = np.full((2, b - a), np.inf)
-        prev = np.full((2, b - a, 2), -1, np.int64)
-        sl = np.zeros((2, b - a))
-        if wa < a:
-            g = (x - col[wa:a]).astype(np.float64)[None, :]
-            s = slope[:, wa:a]  # (2, w)
-            d = np.maximum(np.maximum(lo[a:b, None] - hi[None, wa:a], lo[None, wa:a] - hi[a:b, None]), 0.0)
-            across = (g > 1.0) | (d > 1.0)  # not touching the sample before: a hole (k, w)
-            # a hole only from where ink ends to where ink starts: a path never skips ink it could follow
-            barred = across & ~(ends[None, wa:a] & starts[a:b, None])
-            gap = np.hypot(g - 1.0, np.maximum(d - 1.0, 0.0))  # the hole's length along the stroke
-            for f in (0, 1):
-                off = np.abs(u[a:b, None] - (u[None, wa:a] + s[f][None, :] * g))
-                c = (
-                    cost[f, wa:a][None, :]
-                    + (costs.hole - costs.reward) * (g - 1.0)
-                    + costs.bend * np.minimum(off, costs.bend_cap)
-                    + costs.apart * across * np.maximum(gap - space, 0.0)
-                )
-                c[barred] = np.inf
-                j = np.argmin(c, axis=1)
-                rows = np.arange(b - a)
-                best[f] = c[rows, j]
-                prev[f, :, 0], prev[f, :, 1] = wa + j, f
-                raw = (u[a:b] - u[wa + j]) / (x - col[wa + j])
-                sl[f] = slope[f, wa + j] + 0.3 * (raw - slope[f, wa + j])
-        enter = 0  # a new segment's state
-        fresh = np.full(b - a, np.inf)
-        if x <= first_pick:
-            fresh = costs.lap * np.abs(lap[a:b]) if not pick_at else np.zeros(b - a)
-        if np.isfinite(gone):
-            jump = gone + costs.jump + per_row * np.abs(u[a:b] - u[gone_at])
-            take_jump = jump < fresh
-            fresh_prev = np.where(take_jump, gone_at, -1)
-            fresh = np.minimum(fresh, jump)
-        else:
-            fresh_prev = np.full(b - a, -1)
-        better = fresh < best[enter]
-        best[enter] = np.where(better, fresh, best[enter])
-        prev[enter, better, 0] = fresh_prev[better]
-        prev[enter, better, 1] = np.where(fresh_prev[better] >= 0, 1, -1)
-        sl[enter, better] = 0.0
-        best += costs.shared * np.minimum(taken[run[a:b]], 1) - costs.reward - costs.ink
-        mine = own[a:b] & (best[0] < best[1])  # the curve's own ink: as good as a pick for the segment
-        best[1, mine], prev[1, mine], sl[1, mine] = best[0, mine], prev[0, mine], sl[0, mine]
-        best[0, own[a:b]] = np.inf
-        if x in pick_at:
-            i = pick_at[x] - a
-            f = int(np.argmin(best[:, i]))
-            keep_cost, keep_prev, keep_sl = best[f, i], prev[f, i].copy(), sl[f, i]
-            best[:] = np.inf
-            best[1, i], prev[1, i], sl[1, i] = keep_cost, keep_prev, keep_sl
-            floor = a
-            gone = np.inf
-        cost[:, a:b], back[:, a:b], slope[:, a:b] = best, prev, sl
-        j = int(np.argmin(best[1]))
-        if best[1, j] < gone:
-            gone, gone_at = float(best[1, j]), a + j
-    if not np.isfinite(gone):
-        return none
-    out_u, out_conf, out_run = none[0].copy(), none[1].copy(), none[2].copy()
-    i, f = gone_at, 1
-    while i >= 0:
-        out_u[col[i]], out_conf[col[i]], out_run[col[i]] = u[i], conf[i], run[i]
-        i, f = int(back[f, i, 0]), int(back[f, i, 1])
-    return out_u, out_conf, out_run
-
-
-def _loose_ends(
-    col: npt.NDArray[np.int64], lo: npt.NDArray[np.float64], hi: npt.NDArray[np.float64], bounds: npt.NDArray[np.int64]
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """(N,) each: whether a node touches no node in the next column (its ink ends there), and none in the column
-    before (its ink starts there)."""
-    ends = np.ones(col.size, bool)
-    starts = np.ones(col.size, bool)
-    for x in np.unique(col).tolist():
-        a, b = int(bounds[x]), int(bounds[x + 1])
-        c, e = int(bounds[x + 1]), int(bounds[min(x + 2, bounds.size - 1)])
-        if c == e:
+    height, width = band.height, band.width
+    sole = Counter([c.cls for c in scales] + [c.backup_class for c in scales if c.offscale == "backup"])
+    meet = [_meetings(c) for c in chains]
+    records: dict[int, list[tuple[int, int, int]]] = {}  # chain -> (curve, piece, lap offset)
+    for k, scale in enumerate(scales):
+        for p in scale.picks:
+            hit = _locate(chains, p, scale.cls, band)
+            if hit is not None:
+                i, x = hit
+                records.setdefault(i, []).append((k, int(meet[i][x]), p.lap - int(chains[i].lap[x])))
+    jobs: list[tuple[float, int, int, int, int, int]] = []  # (distance, -size, chain, piece, curve, lap offset)
+    unpicked: list[tuple[int, int, int]] = []  # (-size, chain, curve): chains no pick lies on, for a curve alone
+    for i, c in enumerate(chains):
+        present = np.isfinite(c.h) & ~c.merged
+        if i not in records:
+            classes = set(c.cls[present].tolist())
+            alone = [
+                k
+                for k, sc in enumerate(scales)
+                if (sc.cls in classes and sole[sc.cls] == 1)
+                or (sc.offscale == "backup" and sc.backup_class in classes and sole[sc.backup_class] == 1)
+            ]
+            if len(alone) == 1:
+                unpicked.append((-int(present.sum()), i, alone[0]))
             continue
-        touch = (lo[c:e][None, :] <= hi[a:b, None] + 1.0) & (lo[a:b, None] <= hi[c:e][None, :] + 1.0)
-        ends[a:b] &= ~touch.any(axis=1)
-        starts[c:e] &= ~touch.any(axis=0)
-    return ends, starts
+        for q in np.unique(meet[i][present]).tolist():
+            dist = {k: min(abs(q - r[1]) for r in records[i] if r[0] == k) for k, _, _ in records[i]}
+            low = min(dist.values())
+            winners = [k for k, d in dist.items() if d == low]
+            if len(winners) == 1:
+                k = winners[0]
+                offset = min((abs(q - r[1]), r[2]) for r in records[i] if r[0] == k)[1]
+                jobs.append((float(low), -int(np.sum(present & (meet[i] == q))), i, q, k, offset))
+    jobs.sort(key=lambda j: (j[0], j[1]))
+    out = {k: (np.full(width, np.nan), np.zeros(width)) for k in range(len(scales))}
+
+    def place(i: int, k: int, offset: int, piece: int | None = None) -> None:
+        c, sc = chains[i], scales[k]
+        allowed = [sc.cls, sc.backup_class] if sc.offscale == "backup" else [sc.cls]
+        take = np.isfinite(c.h) & ~c.merged & np.isin(c.cls, allowed)
+        if piece is not None:
+            take &= meet[i] == piece
+        u, conf = out[k]
+        cols = np.flatnonzero(take & ~np.isfinite(u))
+        u[cols] = c.unwrapped(height, offset)[cols]
+        conf[cols] = c.conf[cols]
+
+    for _, _, i, q, k, offset in jobs:
+        place(i, k, offset, q)
+    for _ in range(2):  # a chain of backup trace alone takes its lap from its neighbours: after them
+        deferred = []
+        for size, i, k in sorted(unpicked):
+            lap = _lap_from_neighbours(chains[i], out[k][0], height, scales[k])
+            if lap is None:
+                deferred.append((size, i, k))
+            else:
+                place(i, k, lap)
+        unpicked = deferred
+    return out
 
 
-def _pick_nodes(
-    col: npt.NDArray[np.int64],
-    u: npt.NDArray[np.float64],
-    lap: npt.NDArray[np.int64],
-    scale: CurveScale,
-    band: Band,
-) -> list[int]:
-    """The node each pick lies on (its class's run on its lap nearest it, within 2 columns and a tenth of the
-    track height), at most one per column; picks on nothing are left out."""
-    height = band.height
-    tol = max(3.0, 0.1 * height)
-    found: dict[int, int] = {}
-    for p in scale.picks:
-        c = round(p.column)
-        if not 0 <= c < band.width:
-            continue
-        want = band.bottom[c] - p.row + p.lap * height
-        near = np.flatnonzero((np.abs(col - c) <= 2) & (lap == p.lap) & (np.abs(u - want) <= tol))
-        if near.size:
-            i = int(near[np.argmin(np.abs(u[near] - want) + 0.5 * np.abs(col[near] - c))])
-            found.setdefault(int(col[i]), i)
-    return sorted(found.values())
+def _lap_from_neighbours(c: Curve, u: npt.NDArray[np.float64], height: float, scale: CurveScale) -> int | None:
+    """The lap offset of a chain no pick lies on: from the curve's samples next to it (within half a track height
+    of columns), else the lap most of its own class's samples are on taken as 0 (a curve is on scale most of the
+    time). None for a chain of backup trace alone with no neighbour (its lap cannot be told)."""
+    cols = np.flatnonzero(np.isfinite(c.h))
+    known = np.flatnonzero(np.isfinite(u))
+    left, right = known[known < cols[0]], known[known > cols[-1]]
+    gaps = [(int(cols[0] - left[-1]), int(left[-1]), int(cols[0]))] if left.size else []
+    gaps += [(int(right[0] - cols[-1]), int(right[0]), int(cols[-1]))] if right.size else []
+    if gaps and min(gaps)[0] <= height / 2:
+        _, there, here = min(gaps)
+        return round(float(u[there] - c.unwrapped(height)[here]) / height)
+    own = c.cls[cols] == scale.cls
+    if not own.any():
+        return None
+    return -int(Counter(c.lap[cols][own].tolist()).most_common(1)[0][0])
 
 
 def _bridge(

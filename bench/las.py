@@ -42,6 +42,9 @@ from datamodules.welllog import WellLogDataModule
 from models.inference import LoadedCheckpoint, load_checkpoint, logits_of, pick_device
 from models.las import DEFAULT_STEP, digitise, write_las
 from models.modes import TaskMode, mode_for
+from results import las_scores
+from results.las_scores import LasScore
+from results.query import best_trials
 from study.predict import best_checkpoint
 from study.presets import FULL
 
@@ -80,6 +83,10 @@ class Tally:
 
     def coverage(self) -> float:
         return self.n[0] / self.truth if self.truth else float("nan")
+
+    def null_share(self) -> float:
+        """The share of the known true samples on the LAS grid whose LAS value is NULL."""
+        return 1.0 - self.coverage()
 
 
 def truth_logits(mode: TaskMode, label: npt.NDArray[np.uint8]) -> torch.Tensor:
@@ -181,16 +188,51 @@ def run(
 
 
 def table(tallies: dict[str, Tally]) -> list[str]:
-    head = ("curve type", "unit", "curves", "coverage", "R^2 (LAS grid)", "MAE (LAS grid)", "R^2 (300 points)",
+    head = ("curve type", "unit", "curves", "null share", "R^2 (LAS grid)", "MAE (LAS grid)", "R^2 (300 points)",
             "MAE (300 points)")  # fmt: skip
     lines = [f"| {' | '.join(head)} |", f"|{'---|' * len(head)}"]
     for kind in sorted(tallies):
         t = tallies[kind]
         lines.append(
-            f"| {kind} | {t.unit} | {t.curves} | {t.coverage():.3f} | {t.r2(0):.4f} | {t.mae(0):.4g} | "
+            f"| {kind} | {t.unit} | {t.curves} | {t.null_share():.3f} | {t.r2(0):.4f} | {t.mae(0):.4g} | "
             f"{t.r2(1):.4f} | {t.mae(1):.4g} |"
         )
     return lines
+
+
+def scores(
+    task: str,
+    source: str,
+    trial_id: str | None,
+    tallies: dict[str, Tally],
+    *,
+    rasters: int,
+    scale: float,
+    seed: int,
+    step: float,
+) -> list[LasScore]:
+    """The rows ``results.las_scores`` keeps of one source's tallies."""
+    return [
+        LasScore(
+            task,
+            source,
+            trial_id,
+            kind,
+            t.unit,
+            t.curves,
+            t.coverage(),
+            t.null_share(),
+            t.r2(0),
+            t.mae(0),
+            t.r2(1),
+            t.mae(1),
+            rasters,
+            scale,
+            seed,
+            step,
+        )
+        for kind, t in sorted(tallies.items())
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.step > 0:
             raise UsageError(f"--step must be > 0, got {args.step:g}")
         model = load_checkpoint(best_checkpoint(args.best, args.task), pick_device()) if args.best else None
+        trial_id = _best_trial_id(args.best, args.task) if args.best else None
     except UsageError as exc:
         print(f"bench.las: error: {exc}", file=sys.stderr)
         return Exit.USAGE
@@ -242,7 +285,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             low = [k for k, t in by_kind.items() if not t.r2(0) >= CEILING_R2 or not t.r2(1) >= CEILING_R2]
             ok &= not low
             print(f"check R^2 >= {CEILING_R2} on every type: " + ("PASS" if not low else "FAIL: " + ", ".join(low)))
+    if args.best is not None:
+        rows = [
+            row
+            for name, by_kind in tallies.items()
+            for row in scores(
+                args.task,
+                name,
+                trial_id if name == "model" else None,
+                by_kind,
+                rasters=len(indices),
+                scale=scale,
+                seed=seed,
+                step=args.step,
+            )
+        ]
+        print(f"\nsaved into the study's report: {las_scores.record(args.best, args.task, rows)}")
     return Exit.OK if ok else 1
+
+
+def _best_trial_id(study_dir: Path, task: str) -> str:
+    best = best_trials(study_dir)
+    return str(best[best["task"] == task]["trial_id"].iloc[0])
 
 
 if __name__ == "__main__":

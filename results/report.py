@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from datamodules.cli import Exit, Parser, UsageError
 from models.metric_names import VAL_METRICS, first_set, mode_of, second_set
-from results import figures, history
+from results import figures, history, las_scores
 from results.plan import STUDY_FILE, StudyConfig
 from results.query import TableError, best_trials, load_epochs, load_trials, tables_dir
 from results.schema import (
@@ -565,6 +565,7 @@ def _task(view: StudyView, task: str, device: str) -> str:
         + _errors_section(task, trials)
         + _restarts_section(task, trials)
         + _predictions_section(view, task, device)
+        + las_scores.section(view.study_dir, task)
         + "</div>"
     )
 

@@ -83,20 +83,21 @@ def stopped(cfg: StudyConfig, tables: StudyTables, task: str | None) -> int:
     return Exit.UNFINISHED
 
 
-def checkpoint_text(path: object) -> str:
-    """A checkpoint named by the epoch it holds: Ray numbers its folders from 0 (``checkpoint_000004``: epoch 5)."""
+def checkpoint_text(path: object, shown_as: str | None = None) -> str:
+    """A checkpoint named by the epoch it holds: Ray numbers its folders from 0 (``checkpoint_000004``: epoch 5).
+    ``shown_as``: how to print it (a URI for one in object storage)."""
     if not isinstance(path, str) or not path:
         return "no checkpoint recorded"
     index = Path(path).name.rpartition("_")[2]
     epoch = f"epoch {int(index) + 1}" if index.isdigit() else "its best epoch"
-    return f"checkpoint of {epoch}: {path}"
+    return f"checkpoint of {epoch}: {shown_as or path}"
 
 
-def _shown_checkpoint(cfg: StudyConfig, path: object) -> object:
-    """A checkpoint in object storage by its URI (Ray records its path on the store)."""
+def _shown_checkpoint(cfg: StudyConfig, path: object) -> str | None:
+    """A checkpoint in object storage by its URI (Ray records its path on the store); None for a path."""
     if cfg.remote and isinstance(path, str) and path:
         return shown(checkpoint_location(cfg.study_location, path))
-    return path
+    return None
 
 
 def all_finished(cfg: StudyConfig, tables: StudyTables) -> bool:
@@ -128,9 +129,10 @@ def summary(cfg: StudyConfig) -> int:
         print(f"  {task}: {len(rows)}/{cfg.num_samples} trials {counts}")
     best = best_trials(cfg.study_dir)
     for _, row in best.iterrows():
+        path = row["checkpoint_path"]
         print(
             f"  best {row['task']}: trial {row['trial_id']} {cfg.metric}={row['objective_best']:.4f} "
-            f"at epoch {row['best_epoch']}; {checkpoint_text(_shown_checkpoint(cfg, row['checkpoint_path']))}"
+            f"at epoch {row['best_epoch']}; {checkpoint_text(path, _shown_checkpoint(cfg, path))}"
         )
     for restart in history.restarts(trials):  # what Ray's own lines call errored, said as it happened
         print(f"  {restart.line()}")

@@ -46,6 +46,8 @@ def make_table(schema: pa.Schema, version: int, rows: int = ROWS) -> pa.Table:
             columns[field.name] = pa.array(rng.random(rows), typ)
         elif pa.types.is_timestamp(typ):
             columns[field.name] = pa.array(np.arange(rows, dtype=np.int64) + 10**15 + version, typ)
+        elif pa.types.is_list(typ) and pa.types.is_string(typ.value_type):
+            columns[field.name] = pa.array([[f"{field.name}-{version}-{i}", "b"] for i in range(rows)], typ)
         else:
             raise TypeError(f"no generator for {field.name}: {typ}")
     return pa.table(columns, schema=schema)

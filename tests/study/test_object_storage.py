@@ -20,6 +20,7 @@ import pytest
 
 from results.query import load_trials
 from results.store import child, resolve
+from study.outcome import checkpoint_text
 from study.request import parse
 from study.run import main
 from tests.assets import make_golden
@@ -85,6 +86,12 @@ def test_a_resumed_study_is_pulled_into_a_working_copy_and_runs_there(s3, tmp_pa
     assert req.saved is not None and req.saved.study_dir == req.storage / "p"  # never the saver's working copy
     assert (req.storage / "p" / "study.json").is_file() and (req.storage / "p" / "tables" / "trials.parquet").is_file()
     shutil.rmtree(req.storage)
+
+
+def test_a_checkpoint_in_object_storage_is_named_by_its_epoch_and_its_uri():
+    recorded = "bkt/studies/s/binary/trial_a/checkpoint_000003"  # Ray's path on the store
+    uri = "s3://bkt/studies/s/binary/trial_a/checkpoint_000003?endpoint_override=h:9000&scheme=http"
+    assert checkpoint_text(recorded, uri) == f"checkpoint of epoch 4: {uri}"
 
 
 # -- on a cluster, resumed from elsewhere --

@@ -63,6 +63,15 @@ def _env_seconds(name: str, default: float) -> float:
     return value
 
 
+def timing() -> tuple[float, float]:
+    """(heartbeat interval, lapse) in seconds, from the environment; ValueError for values that cannot work."""
+    heartbeat = _env_seconds(ENV_HEARTBEAT, DEFAULT_HEARTBEAT_S)
+    lapse = _env_seconds(ENV_LAPSE, DEFAULT_LAPSE_S)
+    if lapse <= heartbeat:
+        raise ValueError(f"{ENV_LAPSE} ({lapse:g} s) must exceed {ENV_HEARTBEAT} ({heartbeat:g} s)")
+    return heartbeat, lapse
+
+
 @dataclass(frozen=True)
 class Holder:
     """Who holds (or held) a study lock."""
@@ -180,10 +189,7 @@ class StudyLock:
         self.storage: Path = Path(storage)
         self.name = name
         self.path = lock_path(storage, name)
-        self.heartbeat_s = _env_seconds(ENV_HEARTBEAT, DEFAULT_HEARTBEAT_S)
-        self.lapse_s = _env_seconds(ENV_LAPSE, DEFAULT_LAPSE_S)
-        if self.lapse_s <= self.heartbeat_s:
-            raise ValueError(f"{ENV_LAPSE} ({self.lapse_s:g} s) must exceed {ENV_HEARTBEAT} ({self.heartbeat_s:g} s)")
+        self.heartbeat_s, self.lapse_s = timing()
         self.me = Holder.me(self.heartbeat_s, self.lapse_s)
         self.takeover: str | None = None
         self.lost = threading.Event()

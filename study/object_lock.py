@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from results.store import scheme
-from study.lock import DEFAULT_HEARTBEAT_S, DEFAULT_LAPSE_S, ENV_HEARTBEAT, ENV_LAPSE, Holder, LockHeld, _env_seconds
+from study.lock import Holder, LockHeld, timing
 
 log = logging.getLogger(__name__)
 PRECONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
@@ -75,10 +75,7 @@ class ObjectLock:
         self.storage: Path | str = storage
         self.name = name
         self.path = lock_uri(storage, name)
-        self.heartbeat_s = _env_seconds(ENV_HEARTBEAT, DEFAULT_HEARTBEAT_S)
-        self.lapse_s = _env_seconds(ENV_LAPSE, DEFAULT_LAPSE_S)
-        if self.lapse_s <= self.heartbeat_s:
-            raise ValueError(f"{ENV_LAPSE} ({self.lapse_s:g} s) must exceed {ENV_HEARTBEAT} ({self.heartbeat_s:g} s)")
+        self.heartbeat_s, self.lapse_s = timing()
         self.me = Holder.me(self.heartbeat_s, self.lapse_s)
         self.takeover: str | None = None
         self.lost = threading.Event()

@@ -19,6 +19,7 @@ import signal
 import sys
 from contextlib import ExitStack
 from dataclasses import replace
+from pathlib import Path
 
 from datamodules.cli import Exit, UsageError
 from results.plan import StudyConfig
@@ -29,8 +30,8 @@ from study.mirror import Mirror
 from study.object_lock import lock_for
 from study.progress import quiet_ray_advice
 from study.request import Request, parse, study_config
-from study.stop import STOP, RayLogWatch
-from study.storage import make_reserve, release_reserve, reserve_size, stands_for, storage_failure
+from study.stop import STOP, RayLogWatch, guard_storage
+from study.storage import make_reserve, release_reserve, reserve_size, stands_for
 from study.tuner import close_optuna_study, max_concurrent, run_task
 
 
@@ -44,15 +45,8 @@ class _Held:
 
     def push(self) -> None:
         """Send what changed to the store (a study in object storage); a failing store stops the study."""
-        if self.mirror is None or STOP.storage is not None:
-            return
-        try:
-            self.mirror.push()
-        except OSError as exc:
-            failure = storage_failure(exc, self.mirror.local)
-            if failure is None:
-                raise
-            STOP.storage_failed(failure)
+        if self.mirror is not None:
+            _push(self.mirror)
 
     def opened(self) -> tuple[StudyConfig, StudyTables]:
         if self.study is None:
@@ -65,6 +59,16 @@ class _Held:
         tables.after_write = self.push
         self.study = (cfg, tables)
         return tables
+
+
+def _mirror_dirs(mirror: Mirror) -> tuple[Path, Path]:
+    return mirror.local, mirror.study_dir
+
+
+@guard_storage(_mirror_dirs)
+def _push(mirror: Mirror) -> None:
+    """``Mirror.push`` under the study's one storage guard (``study.stop``): a failing store stops the study."""
+    mirror.push()
 
 
 def _release(lock: Lock, held: _Held) -> None:

@@ -28,3 +28,12 @@ def tiny_study(tmp_path_factory):
     proc = study(args, home, faults=faults)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]  # 1: a trial errored, as injected
     return home / "runs" / "tiny"
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A real S3 server on 127.0.0.1 (moto) with one bucket, for the object-storage tests (tests/helpers/s3.py)."""
+    from tests.helpers.s3 import s3_server
+
+    with s3_server() as server:
+        yield server

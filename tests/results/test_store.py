@@ -23,7 +23,6 @@ from results.store import (
     shown,
 )
 from tests.assets import make_golden
-from tests.helpers.s3 import s3_server
 from tests.helpers.study import saved_study
 
 URI = "s3://bucket/studies?endpoint_override=127.0.0.1:9000&scheme=http"
@@ -55,12 +54,6 @@ def test_a_checkpoint_recorded_by_ray_is_found_under_the_study_uri():
         "s3://bucket/studies/s1/binary/trial_ab/checkpoint_000003?endpoint_override=127.0.0.1:9000&scheme=http"
     )
     assert checkpoint_location("/local/runs/s1", "/local/runs/s1/binary/x") == "/local/runs/s1/binary/x"
-
-
-@pytest.fixture(scope="module")
-def s3():
-    with s3_server() as server:
-        yield server
 
 
 @pytest.fixture

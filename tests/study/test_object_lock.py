@@ -11,13 +11,7 @@ import pytest
 from study.lock import ENV_HEARTBEAT, ENV_LAPSE, LockHeld
 from study.object_lock import ObjectLock, current_object_holder
 from study.storage import storage_failure
-from tests.helpers.s3 import BUCKET, s3_server
-
-
-@pytest.fixture(scope="module")
-def s3():
-    with s3_server() as server:
-        yield server
+from tests.helpers.s3 import BUCKET
 
 
 @pytest.fixture

@@ -25,16 +25,10 @@ from study.request import parse
 from study.run import main
 from tests.assets import make_golden
 from tests.helpers.driver import REPO, Driver, driver_env
-from tests.helpers.s3 import BUCKET, CREDENTIALS, s3_server, working_copies
+from tests.helpers.s3 import BUCKET, CREDENTIALS, working_copies
 from tests.helpers.study import TINY, check_tables, saved_study
 
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # every Ray address stays on 127.0.0.1
-
-
-@pytest.fixture(scope="module")
-def s3():
-    with s3_server() as server:
-        yield server
 
 
 def short_tmp() -> Path:

@@ -3,9 +3,10 @@
 Fabricates a full-preset study (both tasks, 50 epochs, ASHA rungs 5, 15, 45) with real files: ``study.json``,
 an Optuna journal per task whose trials are suggested by the real search space (``study.space``) and told
 COMPLETE or PRUNED as an ASHA-like rule cuts them, the two Parquet tables (epochs written through the pinned
-schema, trials through ``StudyTables``) and one real Lightning checkpoint per task (a tiny U-Net fitted for a
-few steps), which the report applies to full-scale validation rasters. Then it times the report, once as a
-user runs it (a fresh ``python -m results.report``, imports included) and once in-process.
+schema, trials through ``StudyTables``), the parameter importances the study saves (``study.importance``) and
+one real Lightning checkpoint per task (a tiny U-Net fitted for a few steps), which the report applies to
+full-scale validation rasters. Then it times the report, once as a user runs it (a fresh
+``python -m results.report``, imports included) and once in-process.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from results.plan import STUDY_FILE, StudyConfig
 from results.report import asha_rungs, write_report
 from results.schema import EPOCHS_SCHEMA
 from results.tables import StudyTables, write_atomic
+from study import importance
 from study.predict import CHECKPOINT_FILE
 from study.presets import FULL
 from study.space import Space, sampler
@@ -131,6 +133,7 @@ def fabricate(study_dir: Path, n_trials: int, seed: int = 0) -> StudyConfig:
             trial_id, task, status=status, params=params, epoch_budget=cfg.epochs, devices=cfg.gpus_per_trial,
             started_at=started, finished_at=finished, node="bench", checkpoint_path=str(trial_dir),
         )  # fmt: skip
+    importance.record(writer)  # the parameter importances, as the study saves them
     # One real checkpoint per task, where the table says the best trial's is.
     from results.query import best_trials
 

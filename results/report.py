@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from datamodules.cli import Exit, Parser, UsageError
 from models.metric_names import VAL_METRICS, first_set, mode_of, second_set
-from results import figures, history, las_scores
+from results import figures, history, importance, las_scores
 from results.plan import STUDY_FILE, StudyConfig
 from results.query import TableError, best_trials, load_epochs, load_trials, tables_dir
 from results.schema import (
@@ -185,10 +185,14 @@ def _ended(view: StudyView) -> bool:
     )
 
 
+def _location(view: StudyView) -> Path | str:
+    """The study as the page names it: a study in object storage by its URI, not the local view it is built from."""
+    return view.config.study_location if view.config.remote else view.study_dir.absolute()
+
+
 def _header(view: StudyView, out: Path) -> str:
     cfg = view.config
-    # A study in object storage is named there, not by the local view the page is built from.
-    study_dir: Path | str = cfg.study_location if cfg.remote else view.study_dir.absolute()
+    study_dir = _location(view)
     storage: Path | str = cfg.location if cfg.remote else view.study_dir.absolute().parent
     state = "finished" if _ended(view) else "in progress (or interrupted)"
     presets = cfg.task_presets
@@ -373,21 +377,39 @@ def _progress_section(view: StudyView, task: str, trials: pd.DataFrame, epochs: 
 
 
 def _importance_section(view: StudyView, task: str, trials: pd.DataFrame) -> str:
-    from results.importance import Direction, distributions, param_importances
-
-    finished = _finished(trials)
+    done = _finished(trials)
     title = "Parameter importance"
-    if finished.empty:
+    if done.empty:
         return _section(f"{task}-importance", title, _note("No finished trial yet."))
-    direction: Direction = "minimize" if view.mode == "min" else "maximize"
-    importances = param_importances(trials, direction)
-    dists = distributions(finished)
+    counted = importance.finished(trials)
+    dists = importance.domains(counted)
+    save = f"{importance.SAVE_COMMAND} {_location(view)}"
+    try:
+        kept = importance.load(view.study_dir)
+    except ValueError as exc:
+        kept, missing = None, f"{_e(exc)}; <code>{_e(save)}</code> computes and saves them again."
+    else:
+        missing = (
+            "This study was written before studies kept their parameter importances; "
+            f"<code>{_e(save)}</code> computes and saves them."
+        )
+    rows = kept[kept["task"] == task] if kept is not None else None
+    importances = dict(zip(rows["param"], rows["importance"].astype(float))) if rows is not None else {}
     parts = []
-    if importances and sum(importances.values()) > 0:
+    if rows is None:
+        parts.append(_note(missing))
+        ranked = list(dists)[:TOP_PARAMS]
+    elif importances and sum(importances.values()) > 0:
+        computed = int(rows["trials"].iloc[0])
+        since = (
+            f" The tables now hold {len(counted)}; <code>{_e(save)}</code> computes them again."
+            if computed != len(counted)
+            else ""
+        )
         caption = (
             f"Optuna's PED-ANOVA importance of each parameter for reaching the top of {_e(view.config.metric)}, "
-            f"from {len(finished)} finished trials (the tables' typed param_* columns; a trial stopped by "
-            "ASHA counts with its best value before the cut). With few trials it is a rough guide."
+            f"from {computed} finished trials (the tables' typed param_* columns; a trial stopped by "
+            f"ASHA counts with its best value before the cut). With few trials it is a rough guide.{since}"
         )
         parts.append(_figure(figures.importance_bars(importances), f"{task} parameter importance", caption))
         ranked = [p for p, v in importances.items() if v >= IMPORTANT][:TOP_PARAMS] or list(importances)[:3]
@@ -395,13 +417,13 @@ def _importance_section(view: StudyView, task: str, trials: pd.DataFrame) -> str
         parts.append(
             _note(
                 f"Importance needs at least two finished trials with different values of the objective and a "
-                f"parameter that varied; there are {len(finished)} finished trials."
+                f"parameter that varied; there are {len(done)} finished trials."
             )
         )
         ranked = list(dists)[:TOP_PARAMS]
     if ranked:
-        log = {name: bool(getattr(d, "log", False)) for name, d in dists.items()}
-        png = figures.slices(finished, ranked, log, view.config.metric)
+        log = {name: d.log for name, d in dists.items()}
+        png = figures.slices(done, ranked, log, view.config.metric)
         caption = (
             f"Slice plots: each finished trial's best {_e(view.config.metric)} against "
             + ("each important parameter" if importances else "each parameter that varied")

@@ -451,6 +451,16 @@ class StudyTables:
         self._write_epochs(force=True)
         self._write_trials(force=True)
 
+    def write_table(self, name: str, table: pa.Table) -> bool:
+        """Write another table of the study (its parameter importances) into the tables directory as the two are
+        written: atomically, then ``after_write``. Returns False, writing nothing, while ``held``."""
+        if self.held:
+            return False
+        write_atomic(self.tables_dir / name, table)
+        if self.after_write is not None:
+            self.after_write()
+        return True
+
     def _write_epochs(self, force: bool = False) -> None:
         if self.held and not force:
             return

@@ -17,7 +17,7 @@ from ray import tune
 
 from results.schema import NODE_LOST, RESUMED
 from results.tables import StudyTables
-from study import faults, restarts
+from study import faults, importance, restarts
 from study.state import StateKeeper
 from study.stop import STOP
 from study.storage import StorageFailure, storage_failure
@@ -112,7 +112,8 @@ def _forget_error(trial: Trial) -> None:
 
 
 class TablesCallback(tune.Callback):
-    """Upserts an epoch row per reported result and a trial row per state change, and guards the storage.
+    """Upserts an epoch row per reported result and a trial row per state change, saves the parameters'
+    importances when a trial finishes (``study.importance``), and guards the storage.
 
     Ray delivers results at least once, so the tables are keyed by (trial_id, epoch) and a repeat
     overwrites. The callback is pickled into the experiment state (``Tuner.restore`` brings it back), so it
@@ -275,6 +276,8 @@ class TablesCallback(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         done = self.tables.last_epoch(trial.trial_id) >= self.epochs
         self._record(trial, "completed" if done else "stopped_early", finished=True)
+        with self._guard():  # a finished trial changes what the parameters' importances rest on
+            importance.record(self.tables)
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         exc = _exception(trial)

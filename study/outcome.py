@@ -20,6 +20,7 @@ from results.report import ReportError, write_report
 from results.schema import FINAL_STATUSES, FINISHED_STATUSES, TABLES_SUBDIR
 from results.store import checkpoint_location, child, shown
 from results.tables import StudyTables
+from study import importance
 from study.callbacks import StateNotRestored
 from study.stop import STOP
 from study.storage import release_reserve, storage_failure
@@ -113,6 +114,7 @@ def already_finished(cfg: StudyConfig, tables: StudyTables) -> int:
     print(f"study {cfg.name} has finished: every planned trial has run; nothing to resume")
     for task in cfg.tasks:
         close_optuna_study(cfg, task)
+    importance.record(tables)  # a study written before the tables kept them gets its importances here
     code = summary(cfg)
     print(f"  python -m results.show {cfg.study_location}    python -m results.report {cfg.study_location}")
     return code

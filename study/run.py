@@ -24,7 +24,7 @@ from pathlib import Path
 from datamodules.cli import Exit, UsageError
 from results.plan import StudyConfig
 from results.tables import StudyTables
-from study import cluster, outcome, prepare
+from study import cluster, importance, outcome, prepare
 from study.lock import Lock, StudyLock
 from study.mirror import Mirror
 from study.object_lock import lock_for
@@ -156,6 +156,7 @@ def _run(req: Request, stack: ExitStack, held: _Held) -> int:
         if STOP.requested or outcome.finished(tables, task) < cfg.num_samples:
             return outcome.stopped(cfg, tables, task)
         close_optuna_study(cfg, task)
+    importance.record(tables)  # the finished study's importances, whatever the last trial's write met
     STOP.end()
     code = outcome.summary(cfg)
     if req.report:

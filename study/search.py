@@ -21,7 +21,7 @@ import math
 import pickle
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -29,11 +29,9 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from study.callbacks import restoring
+from study.importance import Direction, direction_of
 from study.space import Space, sampler
 from study.stop import guard_storage
-
-if TYPE_CHECKING:
-    from results.importance import Direction
 
 log = logging.getLogger(__name__)
 RAY_TRIAL_ID = "ray_trial_id"
@@ -118,8 +116,7 @@ class StudySearch(Searcher):
     @property
     def study(self) -> optuna.Study:
         if self._study is None:
-            direction: Direction = "minimize" if self.mode == "min" else "maximize"
-            self._study = open_study(self.journal, self.task, direction=direction, seed=self.seed)
+            self._study = open_study(self.journal, self.task, direction=direction_of(self.mode), seed=self.seed)
         return self._study
 
     def _trial(self, trial_id: str, result: dict[str, Any] | None) -> optuna.Trial | None:

@@ -2,7 +2,8 @@
 
 Layers, top to bottom: bench -> study -> results -> models -> datamodules (docs/architecture.md). A module may
 import its own layer and the layers below; imports inside functions count too (a lazy import is still a
-dependency). The test helpers live in ``tests/helpers`` and no test imports another test module.
+dependency). Ray and Optuna are the driver's: only study/ and bench/ import them. The test helpers live in
+``tests/helpers`` and no test imports another test module.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def _product_files() -> list[Path]:
     return sorted(p for layer in LAYERS for p in (REPO / layer).rglob("*.py"))
 
 
+DRIVER_ONLY = ("ray", "optuna")  # imported by the driver's layers alone
+DRIVER_LAYERS = ("study", "bench")
+
+
 def _known_modules() -> set[str]:
     return {_module_name(p) for p in _product_files()}
 
@@ -68,6 +73,21 @@ def test_every_import_points_down_the_layers():
             if top in RANK and RANK[top] > RANK[layer]:
                 upward.append(f"{path.relative_to(REPO)}:{line} ({layer}) imports {target} ({top})")
     assert not upward, "imports that climb a layer:\n" + "\n".join(sorted(set(upward)))
+
+
+def test_ray_and_optuna_are_imported_only_in_study_and_bench():
+    """The readers (results/) and everything below them stay light: Optuna's importances are computed by the
+    study (study/importance.py) and kept in its tables, which the report reads."""
+    found = []
+    for path in _product_files():
+        if _module_name(path).split(".")[0] in DRIVER_LAYERS:
+            continue
+        found += [
+            f"{path.relative_to(REPO)}:{line} imports {target}"
+            for line, target in _imports(path)
+            if target.split(".")[0] in DRIVER_ONLY
+        ]
+    assert not found, "\n".join(sorted(set(found)))
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -10,11 +10,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from results import importance
 from results.plan import StudyConfig
 from results.query import load_epochs, load_trials
 from results.schema import FINAL_STATUSES
 from study.faults import ENV as FAULTS_ENV
+from study.importance import importance_table
 from study.presets import SMOKE
 from tests.helpers.driver import REPO, driver_env
 
@@ -95,7 +98,18 @@ def check_tables(study_dir: Path, tasks: tuple[str, ...], n_trials: int, epochs:
             assert t["seconds_saved"] > 0
     objective = trials["objective"].iloc[0]
     assert rows[objective].notna().all()
+    check_importances(study_dir, trials)
     return trials, rows
+
+
+def check_importances(study_dir: Path | str, trials: pd.DataFrame) -> None:
+    """The study keeps its parameter importances: those of its trials table as it ended."""
+    kept = importance.load(study_dir)
+    assert kept is not None, f"{study_dir}: no {importance.IMPORTANCE_FILE}"
+    fresh = importance_table(trials).to_pandas()
+    assert {(r.task, r.param): (r.trials, pytest.approx(r.importance)) for r in fresh.itertuples()} == {
+        (r.task, r.param): (r.trials, r.importance) for r in kept.itertuples()
+    }
 
 
 def saved_study(tmp_path: Path, *, with_trial: bool = False, **changes) -> StudyConfig:

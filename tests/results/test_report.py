@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,12 +18,15 @@ from PIL import Image
 
 from datamodules.labels import TASKS
 from results import report
+from results.importance import IMPORTANCE_FILE, IMPORTANCE_SCHEMA, SAVE_COMMAND
+from results.importance import load as load_importances
 from results.query import load_trials
 from results.schema import EPOCHS_FILE, TRIALS_FILE
 from results.tables import write_atomic
 from tests.helpers.report_page import CHROMIUM, TASK_SECTIONS, open_in_browser, parse
 
 REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "tests" / "assets" / "v1"  # tables of the first release
 
 pytestmark = pytest.mark.xdist_group("tiny_study")  # the session's tiny study runs once per test worker
 
@@ -61,6 +65,7 @@ def test_report_of_a_real_study_has_every_section_per_task_and_its_images_decode
     assert f"tensorboard --logdir {tiny_study}" in header
     assert "rungs at epochs 1, 2" in header
     trials = load_trials(tiny_study)
+    assert load_importances(tiny_study) is not None
     for task in TASKS:
         sections = [f"{task}-{name}" for name in TASK_SECTIONS]
         assert [s for s in page.order if s in sections] == sections, page.order
@@ -68,6 +73,7 @@ def test_report_of_a_real_study_has_every_section_per_task_and_its_images_decode
             assert len(page.sections[f"{task}-{name}"].images) == 1, (task, name)
         importance = page.sections[f"{task}-importance"]
         assert importance.images or "Importance needs" in importance.text
+        assert SAVE_COMMAND not in importance.text  # the study kept its importances in its tables
         predictions = page.sections[f"{task}-predictions"]
         assert len(predictions.images) == report.N_PREDICTIONS, predictions.text
         best = trials[(trials["task"] == task) & (trials["status"] != "error")].sort_values("objective_best")
@@ -128,6 +134,46 @@ def test_report_of_a_study_that_has_just_started(tmp_path):
     for task in TASKS:
         assert "No epoch reported yet" in page.sections[f"{task}-curves"].text
         assert not any(page.sections[f"{task}-{name}"].images for name in TASK_SECTIONS)
+
+
+def _golden(tmp_path: Path, importances: list[dict] | None = None) -> Path:
+    """A study of the first release's tables (no importances kept), or with ``importances`` as its table."""
+    study_dir = tmp_path / "golden"
+    study_dir.mkdir(parents=True)
+    plan = _plan("golden", study_dir.parent, tasks=TASKS[:1], epochs=6)  # one task: half the page to draw
+    (study_dir / "study.json").write_text(json.dumps(plan))
+    shutil.copytree(GOLDEN, study_dir / "tables")
+    if importances is not None:
+        rows = [{"task": "binary", "trials": 2, "computed_at": datetime.now(timezone.utc), **r} for r in importances]
+        write_atomic(study_dir / "tables" / IMPORTANCE_FILE, pa.Table.from_pylist(rows, schema=IMPORTANCE_SCHEMA))
+    return study_dir
+
+
+def test_the_report_of_an_older_study_says_how_to_get_its_importances(tmp_path):
+    study_dir = _golden(tmp_path)
+    section = parse(report.write_report(study_dir)).sections["binary-importance"]
+    assert f"{SAVE_COMMAND} {study_dir.absolute()} computes and saves them." in section.text
+    assert len(section.images) == 1 and "each parameter that varied" in section.text  # the slice plots
+
+
+def test_the_report_shows_the_importances_the_study_kept(tmp_path):
+    study_dir = _golden(tmp_path, [{"param": "lr", "importance": 0.9}, {"param": "depth", "importance": 0.1}])
+    page = parse(report.write_report(study_dir))
+    binary = page.sections["binary-importance"]
+    assert len(binary.images) == 2 and "from 2 finished trials" in binary.text  # the bars, the slice plots
+    assert "each important parameter" in binary.text and SAVE_COMMAND not in binary.text
+    stale = _golden(tmp_path / "stale", [{"param": "lr", "importance": 1.0, "trials": 1}])
+    text = parse(report.write_report(stale)).sections["binary-importance"].text
+    assert "from 1 finished trials" in text and f"The tables now hold 2; {SAVE_COMMAND} {stale.absolute()}" in text
+
+
+def test_a_damaged_importance_table_is_said_in_its_section(tmp_path):
+    study_dir = _golden(tmp_path)
+    (study_dir / "tables" / IMPORTANCE_FILE).write_bytes(b"PAR1 not a table")
+    page = parse(report.write_report(study_dir))
+    text = page.sections["binary-importance"].text
+    assert f"{IMPORTANCE_FILE}: not an importance table" in text and f"{SAVE_COMMAND} {study_dir.absolute()}" in text
+    assert len(page.sections["binary-importance"].images) == 1
 
 
 def _main(argv, capsys) -> tuple[int, list[str]]:

@@ -118,24 +118,6 @@ def test_dashboard_host_defaults_to_loopback():
     assert all(v == LOOPBACK for _, _, v in found), found
 
 
-# Optuna's importance evaluator is the report's (results/importance.py: an in-memory study, no journal, no Ray).
-OPTUNA_READERS = {"results/importance.py"}
-
-
-def test_ray_and_optuna_are_imported_only_in_study():
-    bad = []
-    for p, tree in _trees("models", "datamodules", "results"):
-        allowed = ("ray",) if str(p.relative_to(REPO)) in OPTUNA_READERS else ("ray", "optuna")
-        for node in ast.walk(tree):
-            modules = []
-            if isinstance(node, ast.Import):
-                modules = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                modules = [node.module]
-            bad += [f"{p.relative_to(REPO)}:{node.lineno} {m}" for m in modules if m.split(".")[0] in allowed]
-    assert not bad, bad
-
-
 def _requirements() -> dict[str, Requirement]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     return {r.name: r for r in map(Requirement, project["dependencies"])}

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import lightning as L
 import torch
@@ -84,9 +85,13 @@ class CompileWatch(L.Callback):
     graph handed to the backend) and dynamo's compile start/end callbacks, which bracket tracing, AOTAutograd
     and Inductor for a new frame and for a lazily compiled backward. As a Lightning callback it is on from
     ``setup`` to ``teardown``; outside Lightning use ``start()`` and ``stop()``. Figures are cumulative.
+
+    Args:
+        clock: the seconds each compile is timed by, read at its start and its end (``time.perf_counter``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._clock = clock
         self._graphs_at_start: int | None = None
         self._graphs_at_stop: int | None = None
         self._began: float | None = None
@@ -100,11 +105,11 @@ class CompileWatch(L.Callback):
         return int(counters["stats"]["unique_graphs"])
 
     def _on_start(self, *_args: object) -> None:  # torch >= 2.7 passes CallbackArgs, older versions nothing
-        self._began = time.perf_counter()
+        self._began = self._clock()
 
     def _on_end(self, *_args: object) -> None:
         if self._began is not None:
-            self.seconds += time.perf_counter() - self._began
+            self.seconds += self._clock() - self._began
             self._began = None
 
     def start(self) -> CompileWatch:

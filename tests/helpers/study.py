@@ -93,9 +93,15 @@ def check_tables(study_dir: Path, tasks: tuple[str, ...], n_trials: int, epochs:
         assert (0 if t["status"] == "error" else 1) <= t["epochs_completed"] <= epochs
         if t["status"] == "completed":
             assert t["epochs_completed"] == epochs
+        # What early stopping saved: the epochs not run at the trial's own mean epoch seconds; nothing otherwise.
+        seconds = rows.loc[rows["trial_id"] == t["trial_id"], "epoch_seconds"]
         if t["status"] == "stopped_early":
             assert t["epochs_completed"] < epochs
-            assert t["seconds_saved"] > 0
+            assert seconds.notna().all(), t["trial_id"]
+            saved = (t["epoch_budget"] - t["epochs_completed"]) * seconds.mean()
+            assert t["seconds_saved"] == pytest.approx(saved), (t["trial_id"], t["seconds_saved"], saved)
+        else:
+            assert t["seconds_saved"] == 0, (t["trial_id"], t["status"], t["seconds_saved"])
     objective = trials["objective"].iloc[0]
     assert rows[objective].notna().all()
     check_importances(study_dir, trials)

@@ -29,13 +29,13 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from datamodules.labels import TASKS
+from models.inference import CHECKPOINT_FILE
 from models.metric_names import METRICS
 from results.plan import STUDY_FILE, StudyConfig
 from results.report import asha_rungs, write_report
 from results.schema import EPOCHS_SCHEMA
 from results.tables import StudyTables, write_atomic
 from study import importance
-from study.predict import CHECKPOINT_FILE
 from study.presets import FULL
 from study.space import Space, sampler
 

@@ -1,7 +1,7 @@
 """From a segmentation to a LAS 2.0 file: trace the registered curves, resample them to depth, write through lasio.
 
 It lives in ``models`` because it is the last step of reading curves off a model's output: it needs the tracing
-(``models.tracing``) and the registration (``datamodules.registration``) and nothing of a study, and
+(``models.traced``) and the registration (``datamodules.registration``) and nothing of a study, and
 ``study.predict`` and ``bench.las`` above both use it (``results`` holds what a study keeps, which a LAS of one
 scan is not).
 
@@ -27,7 +27,8 @@ from PIL import Image, ImageDraw
 
 from datamodules.registration import DEPTH_UNITS, INDEX_MNEMONIC, Registration
 from models.modes import TaskMode
-from models.tracing import TracedCurve, trace_registered
+from models.traced import trace_registered
+from models.tracing import TracedCurve
 
 NULL = -999.25
 DEFAULT_STEP = 0.5

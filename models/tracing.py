@@ -11,9 +11,10 @@ Three steps, each a function:
    stack) where their extrapolations meet, and across a track edge one lap up or down where the off-scale rule
    allows it: a wrapped curve's re-entry at the opposite edge, and a backup trace taking over from its clipped
    primary (possibly of another class). Each joined chain is one curve with a relative lap per column.
-3. ``trace_registered``: for a registration, every track and class is traced, samples on a clipped border are
+3. ``trace_chains``: for a registration, every track and class is traced, samples on a clipped border are
    dropped (they carry no value), and each registered curve takes the chain through its pick (or, alone in its
-   class, the longest); its lap is fixed by the pick (or the lap most of it is on), and short holes are bridged.
+   class, the longest); its lap is fixed by the pick (or the lap most of it is on). ``bridge_holes``
+   interpolates short holes; ``models.traced`` keeps what this tracer and ``models.tracing_paths`` agree on.
 
 Everything is numpy on the CPU; positions are heights above the track's bottom border in rows (``h``), unwrapped
 as ``u = h + lap * H`` for a track ``H`` rows high, which is affine in the track position ``u / H``.
@@ -325,7 +326,7 @@ class Curve:
     merged: npt.NDArray[np.bool_]
     part: npt.NDArray[np.int64]  # which of the chain's fragments a sample comes from (0, 1, ...; -1 where absent)
 
-    def unwrapped(self, height: float, offset: int = 0) -> npt.NDArray[np.float64]:
+    def unwrapped(self, height: float, offset: int | npt.NDArray[np.int64] = 0) -> npt.NDArray[np.float64]:
         """(W,) height above the bottom border with the laps unwrapped, rows; ``offset`` laps added."""
         return self.h + (self.lap + offset) * height
 
@@ -428,16 +429,16 @@ def trace_mask(
     wrap: bool = False,
 ) -> list[Curve]:
     """Trace every curve of one class in one band of a mask (H, W): steps 1 and 2, the longest curve first."""
-    runs = _in_band(runs_of(mask, prob), band)
+    runs = in_band(runs_of(mask, prob), band)
     return link(fragments(runs, band), band, Rules(wrap=frozenset({1}) if wrap else frozenset()))
 
 
-def _in_band(runs: Runs, band: Band, slack: float = 2.0) -> Runs:
+def in_band(runs: Runs, band: Band, slack: float = 2.0) -> Runs:
     top, bottom = band.top[runs.col], band.bottom[runs.col]
     return runs.select((runs.centre >= top - slack) & (runs.centre <= bottom + slack))
 
 
-def _off_border(runs: Runs, band: Band) -> Runs:
+def off_border(runs: Runs, band: Band) -> Runs:
     """The runs whose centre is not on (or beyond) a border: a clipped curve's pen running along it."""
     h = band.bottom[runs.col] - runs.centre
     height = band.bottom[runs.col] - band.top[runs.col]
@@ -460,7 +461,7 @@ class TracedCurve:
         return self.scale.value(self.u / self.height)
 
 
-def trace_registered(
+def trace_chains(
     masks: dict[int, npt.NDArray[np.bool_]],
     probs: dict[int, npt.NDArray[np.floating]],
     registration: Registration,
@@ -487,15 +488,12 @@ def trace_registered(
         for cls in sorted(classes):
             if cls not in all_runs:
                 continue
-            runs = _in_band(all_runs[cls], band)
+            runs = in_band(all_runs[cls], band)
             if cls in clipping:
-                runs = _off_border(runs, band)
+                runs = off_border(runs, band)
             frags += fragments(runs, band, cls)
         chains = link(frags, band, rules)
         found = _assign(chains, track.curves, band)
-        for k, (u, conf) in found.items():
-            u, conf = _bridge(u, conf, band, track.curves[k].offscale != "wrap")
-            found[k] = (u, conf)
         out += [TracedCurve(t, c, *found[k], band.height) for k, c in enumerate(track.curves)]
     return out
 
@@ -511,8 +509,8 @@ def _meetings(chain: Curve) -> npt.NDArray[np.int64]:
     return np.cumsum(begins | joins)
 
 
-def _locate(chains: list[Curve], pick: Pick, cls: int, band: Band) -> tuple[int, int] | None:
-    """(chain, column) of the sample of class ``cls`` nearest a pick (within 2 columns and a tenth of the track
+def _locate(chains: list[Curve], pick: Pick, classes: tuple[int, ...], band: Band) -> tuple[int, int] | None:
+    """(chain, column) of the sample of one of ``classes`` nearest a pick (within 2 columns and a tenth of the track
     height), or None."""
     col = round(pick.column)
     h = float(band.bottom[min(max(col, 0), band.width - 1)] - pick.row)
@@ -520,7 +518,7 @@ def _locate(chains: list[Curve], pick: Pick, cls: int, band: Band) -> tuple[int,
     best: tuple[float, int, int] | None = None
     for i, c in enumerate(chains):
         for x in range(max(0, col - 2), min(band.width, col + 3)):
-            if c.cls[x] == cls and abs(c.h[x] - h) <= tol:
+            if c.cls[x] in classes and abs(c.h[x] - h) <= tol:
                 d = abs(c.h[x] - h) + 0.5 * abs(x - col)
                 if best is None or d < best[0]:
                     best = (d, i, x)
@@ -541,14 +539,15 @@ def _assign(
     height, width = band.height, band.width
     sole = Counter([c.cls for c in scales] + [c.backup_class for c in scales if c.offscale == "backup"])
     meet = [_meetings(c) for c in chains]
-    records: dict[int, list[tuple[int, int, int]]] = {}  # chain -> (curve, piece, lap offset)
+    records: dict[int, list[tuple[int, int, int, int]]] = {}  # chain -> (curve, piece, lap offset, column)
     for k, scale in enumerate(scales):
         for p in scale.picks:
-            hit = _locate(chains, p, scale.cls, band)
+            hit = _locate(chains, p, (scale.cls, scale.backup_class), band)
             if hit is not None:
                 i, x = hit
-                records.setdefault(i, []).append((k, int(meet[i][x]), p.lap - int(chains[i].lap[x])))
-    jobs: list[tuple[float, int, int, int, int, int]] = []  # (distance, -size, chain, piece, curve, lap offset)
+                records.setdefault(i, []).append((k, int(meet[i][x]), p.lap - int(chains[i].lap[x]), x))
+    jobs: list[tuple[float, int, int, int, int, npt.NDArray[np.int64]]] = []  # (distance, -size, chain, piece,
+    # curve, lap offset per column)
     unpicked: list[tuple[int, int, int]] = []  # (-size, chain, curve): chains no pick lies on, for a curve alone
     for i, c in enumerate(chains):
         present = np.isfinite(c.h) & ~c.merged
@@ -564,17 +563,18 @@ def _assign(
                 unpicked.append((-int(present.sum()), i, alone[0]))
             continue
         for q in np.unique(meet[i][present]).tolist():
-            dist = {k: min(abs(q - r[1]) for r in records[i] if r[0] == k) for k, _, _ in records[i]}
+            dist = {k: min(abs(q - r[1]) for r in records[i] if r[0] == k) for k, _, _, _ in records[i]}
             low = min(dist.values())
             winners = [k for k, d in dist.items() if d == low]
             if len(winners) == 1:
                 k = winners[0]
-                offset = min((abs(q - r[1]), r[2]) for r in records[i] if r[0] == k)[1]
+                near = [r for r in records[i] if r[0] == k and abs(q - r[1]) == low]
+                offset = _nearest_offset([r[3] for r in near], [r[2] for r in near], width)
                 jobs.append((float(low), -int(np.sum(present & (meet[i] == q))), i, q, k, offset))
     jobs.sort(key=lambda j: (j[0], j[1]))
     out = {k: (np.full(width, np.nan), np.zeros(width)) for k in range(len(scales))}
 
-    def place(i: int, k: int, offset: int, piece: int | None = None) -> None:
+    def place(i: int, k: int, offset: int | npt.NDArray[np.int64], piece: int | None = None) -> None:
         c, sc = chains[i], scales[k]
         allowed = [sc.cls, sc.backup_class] if sc.offscale == "backup" else [sc.cls]
         take = np.isfinite(c.h) & ~c.merged & np.isin(c.cls, allowed)
@@ -599,6 +599,17 @@ def _assign(
     return out
 
 
+def _nearest_offset(cols: list[int], offsets: list[int], width: int) -> npt.NDArray[np.int64]:
+    """(W,) per column the lap offset of the nearest of the picks at ``cols``: where the picks on one piece of a chain
+    disagree on its lap (a clipped curve's ink run on into its backup trace), each part follows its nearest pick."""
+    order = np.argsort(cols)
+    at, off = np.asarray(cols, np.float64)[order], np.asarray(offsets, np.int64)[order]
+    if np.all(off == off[0]):
+        return np.full(width, off[0], np.int64)
+    mids = (at[1:] + at[:-1]) / 2.0
+    return off[np.searchsorted(mids, np.arange(width))]
+
+
 def _lap_from_neighbours(c: Curve, u: npt.NDArray[np.float64], height: float, scale: CurveScale) -> int | None:
     """The lap offset of a chain no pick lies on: from the curve's samples next to it (within half a track height
     of columns), else the lap most of its own class's samples are on taken as 0 (a curve is on scale most of the
@@ -617,7 +628,7 @@ def _lap_from_neighbours(c: Curve, u: npt.NDArray[np.float64], height: float, sc
     return -int(Counter(c.lap[cols][own].tolist()).most_common(1)[0][0])
 
 
-def _bridge(
+def bridge_holes(
     u: npt.NDArray[np.float64], conf: npt.NDArray[np.float64], band: Band, clipping: bool
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Interpolate holes of at most ``band.bridge()`` columns (dash spaces); on a clipping curve, not a hole that

@@ -89,7 +89,8 @@ def _picks(drawn: Drawn, k: int, track: int) -> tuple[Pick, ...]:
     """Points on curve k, each with its true row and lap: the middle of every stretch where it is scored, off the
     track's borders and clear of the other curves of its class in the track (so that a tracer that swapped two
     curves where they met is put right); one, in the longest stretch, for a curve alone in its class that neither
-    wraps nor has a backup trace. None for a curve never drawn."""
+    wraps nor has a backup trace; and the middle of every such stretch of its backup traces, on the lap their values
+    lie on in the curve's own scale. None for a curve never drawn."""
     s = drawn.sample
     rows = s.curve_rows
     top, bottom = drawn.borders[track]  # (w,) rows of the track's borders as drawn
@@ -105,13 +106,7 @@ def _picks(drawn: Drawn, k: int, track: int) -> tuple[Pick, ...]:
             free &= ~(np.abs(rows[j] - rows[k]) < max(PICK_CLEAR_PX, PICK_APART * height))
     for c in np.flatnonzero(np.diff(s.curve_laps[k]) != 0):  # every lap of a wrapped curve gets picks of its own
         free[max(0, c - 2) : c + 4] = False
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], free.astype(np.int8), [0]])))
-    scored = np.flatnonzero(s.curve_scored[k])  # where the true row is inked (not a dash space)
-    picks = []
-    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()):  # each stretch: the scored column nearest its middle
-        inside = scored[(scored >= a) & (scored < b)]
-        if inside.size:
-            picks.append((b - a, int(inside[np.argmin(np.abs(inside - (a + b - 1) / 2))])))
+    picks = _stretch_middles(free, s.curve_scored[k])  # where the true row is inked (not a dash space)
     if not picks:
         fin = np.flatnonzero(np.isfinite(rows[k]))
         if fin.size == 0:
@@ -119,6 +114,27 @@ def _picks(drawn: Drawn, k: int, track: int) -> tuple[Pick, ...]:
         picks = [(1, int(fin[fin.size // 2]))]
     if not same and s.curves[k].offscale == "clip":
         picks = [max(picks)]
-    return tuple(
-        Pick(float(c), float(rows[k, c]), int(s.curve_laps[k, c])) for _, c in sorted(picks, key=lambda p: p[1])
-    )
+    out = [(c, float(rows[k, c]), int(s.curve_laps[k, c])) for _, c in picks]
+    for j, info in enumerate(s.curves):  # a backup trace's stretches get picks of their own, on its lap
+        if info.backup_of == k:
+            off = round(float(s.curves[k].position(info.value(np.array([0.5]), np.array([0])))[0]) - 0.5)
+            with np.errstate(invalid="ignore"):
+                clear = np.isfinite(rows[j]) & (rows[j] - top >= PICK_CLEAR_PX) & (bottom - rows[j] >= PICK_CLEAR_PX)
+                for i in same:
+                    if i != j:
+                        clear &= ~(np.abs(rows[i] - rows[j]) < max(PICK_CLEAR_PX, PICK_APART * height))
+            middles = _stretch_middles(clear, s.curve_scored[j])
+            out += [(c, float(rows[j, c]), int(s.curve_laps[j, c]) + off) for _, c in middles]
+    return tuple(Pick(float(c), row, lap) for c, row, lap in sorted(out))
+
+
+def _stretch_middles(free: np.ndarray, scored: np.ndarray) -> list[tuple[int, int]]:
+    """(length, column) of every stretch of ``free``: its scored column nearest the stretch's middle."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], free.astype(np.int8), [0]])))
+    at = np.flatnonzero(scored)
+    out = []
+    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()):
+        inside = at[(at >= a) & (at < b)]
+        if inside.size:
+            out.append((b - a, int(inside[np.argmin(np.abs(inside - (a + b - 1) / 2))])))
+    return out

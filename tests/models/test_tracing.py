@@ -9,7 +9,9 @@ import torch
 
 from datamodules.registration import CurveScale, Pick, Registration, TrackScale
 from models.extraction import run_centres
-from models.tracing import Band, runs_of, trace_mask, trace_registered
+from models.traced import AGREE, trace_registered
+from models.tracing import Band, runs_of, trace_chains, trace_mask
+from models.tracing_paths import trace_paths
 
 H_IMG, W = 60, 240
 TOP, BOTTOM = 10.0, 50.0  # one track, 40 rows high
@@ -215,3 +217,50 @@ def test_a_curve_whose_pick_lies_on_nothing_is_not_found(missing):
     assert np.isnan(traced[missing].u).all()
     other = "SP" if missing == "GR" else "GR"
     assert np.isfinite(traced[other].u).sum() > 0.9 * W
+
+
+def test_two_registered_crossing_curves_keep_their_identity_and_only_agreed_samples_are_kept():
+    x = np.arange(W, dtype=np.float64)
+    up, down = _row(0.15 + 0.7 * x / W), _row(0.85 - 0.7 * x / W)  # cross in the middle
+    mask = np.zeros((H_IMG, W), bool)
+    _draw(mask, up)
+    _draw(mask, down)
+    scales = [_scale("GR", 1, picks=[Pick(30.0, float(up[30])), Pick(210.0, float(up[210]))])]
+    scales.append(_scale("SP", 1, picks=[Pick(30.0, float(down[30])), Pick(210.0, float(down[210]))]))
+    reg = _registration(*scales)
+    masks, probs = {1: mask}, {1: mask.astype(np.float32)}
+    traced = trace_registered(masks, probs, reg)
+    for tc, truth in zip(traced, (up, down)):
+        ok = np.isfinite(tc.u)
+        assert ok[:85].all() and ok[165:].all()  # on both sides of the crossing (its shared ink goes to neither)
+        apart = ok & (np.abs(up - down) > 3.0)  # where they share ink, its centre is both's
+        np.testing.assert_allclose(BOTTOM - tc.u[apart], truth[apart], atol=1.0)
+    # The rule of models.traced: a sample is kept only where both tracers place the curve within AGREE of the track.
+    for tc, a, b in zip(traced, trace_chains(masks, probs, reg), trace_paths(masks, probs, reg)):
+        kept = np.isfinite(tc.u) & np.isfinite(a.u) & np.isfinite(b.u)
+        assert kept.any()
+        assert np.all(np.abs(a.u[kept] - b.u[kept]) <= AGREE * HEIGHT)
+        assert np.all(tc.conf[~np.isfinite(tc.u)] == 0.0)
+
+
+def test_a_backup_trace_the_primarys_ink_runs_on_into_is_never_put_on_the_wrong_lap():
+    """The primary rises to the top border and is clipped there; its backup trace (same class) starts at the bottom
+    border a few columns on, level with where the primary was before the rise. Ink alone joins them on one lap;
+    the backup trace's pick (lap 1) tells the chain tracer it is one lap up. A sample is on its true lap or NULL."""
+    x = np.arange(W, dtype=np.float64)
+    pos = np.interp(x, [0.0, 100.0, 108.0, W - 1.0], [0.3, 0.3, 1.3, 1.2])  # steep past the top, then off scale
+    over = pos > 1.0
+    rows = np.where(over | (pos > 0.97), np.nan, _row(pos))
+    rows = np.where(over & (pos - 1 > 0.03), _row(pos - 1), rows)
+    mask = np.zeros((H_IMG, W), bool)
+    _draw(mask, rows)
+    picks = [Pick(50.0, float(rows[50])), Pick(170.0, float(rows[170]), lap=1)]
+    reg = _registration(_scale("GR", 1, "backup", picks=picks))
+    masks, probs = {1: mask}, {1: mask.astype(np.float32)}
+    (chained,) = trace_chains(masks, probs, reg)
+    level = (x < 98) | (x > 112)
+    np.testing.assert_allclose(chained.u[level] / HEIGHT, pos[level], atol=1.5 / HEIGHT)  # each part on its pick's lap
+    (gr,) = trace_registered(masks, probs, reg)
+    ok = np.isfinite(gr.u)
+    assert ok[:95].all()
+    np.testing.assert_allclose(gr.u[ok & level] / HEIGHT, pos[ok & level], atol=1.5 / HEIGHT)

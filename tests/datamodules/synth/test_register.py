@@ -46,9 +46,27 @@ def test_depth_increases_with_the_page_and_picks_lie_on_their_curves(task):
     kinds = {mnemonic(c.kind): k for k, c in enumerate(sample.curves) if c.backup_of < 0}
     for _, scale in reg.curves():
         k = kinds[scale.mnemonic]
+        backups = [j for j, c in enumerate(sample.curves) if c.backup_of == k]
         for p in scale.picks:
-            assert sample.curve_rows[k, int(p.column)] == pytest.approx(p.row, abs=1e-3)
-            assert sample.curve_laps[k, int(p.column)] == p.lap
+            c = int(p.column)
+            on = [j for j in [k, *backups] if sample.curve_rows[j, c] == pytest.approx(p.row, abs=1e-3)]
+            assert on, f"a pick of {scale.mnemonic} at column {c} lies on none of its traces"
+            j = on[0]
+            # its lap is where the trace's value lies on the curve's own scale
+            value = sample.curves[j].value(0.5, int(sample.curve_laps[j, c]))
+            assert p.lap == round(float(scale.position(np.array([value]))[0]) - 0.5)
+
+
+def test_a_backup_trace_gets_picks_of_its_own_one_lap_off():
+    for index in range(40):
+        sample, reg = render_registered(index, seed=0, task="binary", scale=0.1)
+        for _, scale in reg.curves():
+            k = next(i for i, c in enumerate(sample.curves) if c.backup_of < 0 and mnemonic(c.kind) == scale.mnemonic)
+            backups = [j for j, c in enumerate(sample.curves) if c.backup_of == k]
+            if scale.offscale == "backup" and any(np.isfinite(sample.curve_rows[j]).sum() > 20 for j in backups):
+                assert {p.lap for p in scale.picks} & {-1, 1}, f"raster {index}: no pick on {scale.mnemonic}'s backup"
+                return
+    pytest.fail("no binary raster among the first 40 has a backup trace")
     assert parse(json.loads(json.dumps(reg.to_json())), "generated").to_json() == reg.to_json()
 
 

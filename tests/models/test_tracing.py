@@ -131,7 +131,7 @@ def test_a_backup_trace_is_joined_to_its_primary_one_lap_up():
     b_rows = np.where(over & (pos - 1 > 0.03), _row(pos - 1), np.nan)  # the overflow on the shifted scale
     _draw(primary, p_rows)
     _draw(backup, b_rows)
-    reg = _registration(_scale("GR", 1, "backup", backup_class=2))
+    reg = _registration(_scale("GR", 1, "backup", backup_class=2, picks=[Pick(60.0, float(b_rows[60]), lap=1)]))
     (gr,) = _trace({1: primary, 2: backup}, reg)
     got = gr.u / HEIGHT
     assert np.isfinite(got[over]).mean() > 0.8  # the backup's stretch is the curve's, one lap up
@@ -264,3 +264,24 @@ def test_a_backup_trace_the_primarys_ink_runs_on_into_is_never_put_on_the_wrong_
     ok = np.isfinite(gr.u)
     assert ok[:95].all()
     np.testing.assert_allclose(gr.u[ok & level] / HEIGHT, pos[ok & level], atol=1.5 / HEIGHT)
+
+
+@pytest.mark.parametrize("picked", [True, False])
+def test_a_stretch_off_scale_is_kept_only_with_a_pick_on_its_lap(picked):
+    x = np.arange(W, dtype=np.float64)
+    pos = 0.3 + 1.4 * x / W  # leaves the top at x ~ 120 and goes on one lap up
+    plotted = pos - np.floor(pos)
+    rows = _row(plotted)
+    rows[(plotted < 0.03) | (plotted > 0.97)] = np.nan  # the ink on the border lines is not the curve's
+    mask = np.zeros((H_IMG, W), bool)
+    _draw(mask, rows)
+    picks = [Pick(40.0, float(rows[40]))] + ([Pick(200.0, float(rows[200]), lap=1)] if picked else [])
+    (gr,) = _trace({1: mask}, _registration(_scale("GR", 1, "wrap", picks=picks)))
+    ok = np.isfinite(gr.u)
+    assert ok[:110].mean() > 0.9
+    np.testing.assert_allclose(gr.u[ok] / HEIGHT, pos[ok], atol=1.5 / HEIGHT)
+    if picked:
+        assert ok[135:].mean() > 0.9
+    else:
+        assert not ok[135:].any()
+        assert np.all(gr.conf[135:] == 0.0)

@@ -57,7 +57,8 @@ def trace_paths(
             for k in order:
                 paths[k] = _follow(ink, track.curves[k], track.curves, band, costs, _taken(paths, k, n_runs))
         for k, (sc, (u, conf, run)) in enumerate(zip(track.curves, paths)):
-            shared = (run >= 0) & (_taken(paths, k, n_runs)[np.maximum(run, 0)] > 0)
+            taken = _taken(paths, k, n_runs)
+            shared = (run >= 0) & (taken[np.maximum(run, 0)] > 0) if taken.size else np.zeros(run.size, bool)
             conf = np.where(shared, MERGED_CONFIDENCE * conf, conf)  # the ink of two curves: either may be off
             out.append(TracedCurve(t, sc, u, conf, band.height))
     return out

@@ -285,3 +285,13 @@ def test_a_stretch_off_scale_is_kept_only_with_a_pick_on_its_lap(picked):
     else:
         assert not ok[135:].any()
         assert np.all(gr.conf[135:] == 0.0)
+
+
+def test_a_track_with_no_ink_of_its_classes_gives_curves_with_no_samples():
+    """A model that finds no curve in a track (or the class of a curve in another one) gives NULL curves."""
+    empty = np.zeros((H_IMG, W), bool)
+    scales = [_scale("GR", 1, picks=[Pick(60.0, float(_row(0.5)))]), _scale("SP", 2, "wrap")]
+    traced = _trace({1: empty, 2: empty}, _registration(*scales))
+    assert [t.scale.mnemonic for t in traced] == ["GR", "SP"]
+    for t in traced:
+        assert np.isnan(t.u).all() and np.all(t.conf == 0.0)

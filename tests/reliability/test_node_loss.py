@@ -53,8 +53,11 @@ SCRIPT = textwrap.dedent(
         path = f"{root}/{name}/tables/epochs.parquet"
         if files.get_file_info(path).type == fs.FileType.NotFound:
             return 0
-        with files.open_input_file(path) as f:  # replaced atomically: a whole old or new file
-            return pq.read_metadata(f).num_rows
+        try:
+            with files.open_input_file(path) as f:  # replaced atomically: a whole old or new file
+                return pq.read_metadata(f).num_rows
+        except (OSError, ValueError):  # replaced between the size this read took and its footer read: poll again
+            return 0
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # trials must run on workers
     node = cluster.add_node(num_cpus=1)

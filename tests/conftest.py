@@ -13,6 +13,18 @@ import torch
 torch.set_num_threads(1)
 
 
+def pytest_configure(config):
+    """Under ``--dist loadgroup`` the tests of one ``xdist_group`` share a worker, so the tiny study is built once.
+    pytest-xdist 3.8 marks the group in each test's id, which pytest 9.2 ignores: every worker would then build
+    its own study, silently (about 5 minutes each on 2 cores). Refuse that pairing in one line."""
+    version = tuple(int(part) for part in pytest.__version__.split(".")[:2] if part.isdigit())
+    if getattr(config.option, "dist", "no") == "loadgroup" and version >= (9, 2):
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} drops pytest-xdist's test groups (loadgroup): "
+            "install the pytest pyproject.toml asks for (pip install -e '.[dev]')"
+        )
+
+
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory):
     """One real tiny study (both tasks, 2 trials x 2 epochs each, real Ray, Optuna and Lightning), shared by the

@@ -21,9 +21,9 @@ from models.inference import CHECKPOINT_FILE
 from models.metric_names import METRICS
 from models.segmenter import Segmenter
 from results.plan import DataSource, TaskPreset
-from study.faults import FaultInjector
 from study.restarts import this_node
 from study.trainer import EpochStats, build_trainer
+from study.trial_faults import FaultInjector
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,12 @@ def trace_paths(
                 runs = in_band(all_runs[cls], band)
                 ink[cls] = off_border(runs, band) if cls in clipping else runs
         n_runs = sum(r.col.size for r in ink.values())
+        if n_runs == 0:  # no ink of the track's classes: every curve is absent
+            out += [
+                TracedCurve(t, sc, np.full(band.width, np.nan), np.zeros(band.width), band.height)
+                for sc in track.curves
+            ]
+            continue
         none: _Path = (np.full(band.width, np.nan), np.zeros(band.width), np.full(band.width, -1, np.int64))
         paths = [none] * len(track.curves)
         order = sorted(range(len(track.curves)), key=lambda k: -len(track.curves[k].picks))
@@ -57,8 +63,7 @@ def trace_paths(
             for k in order:
                 paths[k] = _follow(ink, track.curves[k], track.curves, band, costs, _taken(paths, k, n_runs))
         for k, (sc, (u, conf, run)) in enumerate(zip(track.curves, paths)):
-            taken = _taken(paths, k, n_runs)
-            shared = (run >= 0) & (taken[np.maximum(run, 0)] > 0) if taken.size else np.zeros(run.size, bool)
+            shared = (run >= 0) & (_taken(paths, k, n_runs)[np.maximum(run, 0)] > 0)
             conf = np.where(shared, MERGED_CONFIDENCE * conf, conf)  # the ink of two curves: either may be off
             out.append(TracedCurve(t, sc, u, conf, band.height))
     return out

@@ -1,5 +1,5 @@
 """``HParam``: how a hyperparameter is declared, once, wherever it lives (``models.hparams`` for the network and
-the optimiser, ``models.losses`` for each loss's own)."""
+the optimiser, ``models.loss_catalogue`` for each loss's own)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""The hyperparameters of a trial: the network and optimiser ones declared here, and ``TrialParams``, the one
-typed record of a trial.
+"""The hyperparameters of a trial: the network and optimiser ones declared here (and the LR schedules' names),
+and ``TrialParams``, the one typed record of a trial. Torch-free to import: the driver reads it.
 
-Each loss declares its own parameters in ``models.losses``. ``TrialParams`` holds the base fields below and the
-values of the parameters its loss takes (``loss_params``); the search space suggests these names, the trial turns
-Tune's config dict into a record in one place (``TrialParams.from_config``), and the trials table has one typed
-``param_<name>`` column per name (``param_types``). A loss parameter added to the catalogue appears in all of them.
+Each loss declares its own parameters in ``models.loss_catalogue``. ``TrialParams`` holds the base fields below and
+the values of the parameters its loss takes (``loss_params``); the search space suggests these names, the trial
+turns Tune's config dict into a record in one place (``TrialParams.from_config``), and the trials table has one
+typed ``param_<name>`` column per name (``param_types``). A loss parameter added to the catalogue appears in all.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from models.hparam import HParam
-from models.losses import ParamValue, loss_params, loss_spec
+from models.loss_catalogue import ParamValue, loss_params, loss_spec
 
 LR = HParam("lr", float)
 WEIGHT_DECAY = HParam("weight_decay", float)
@@ -22,6 +22,7 @@ BASE_CHANNELS = HParam("base_channels", int)
 DEPTH = HParam("depth", int)
 LOSS = HParam("loss", str)
 LR_SCHEDULE = HParam("lr_schedule", str)
+LR_SCHEDULES = ("constant", "cosine", "onecycle")  # the values of LR_SCHEDULE; models/segmenter.py builds each
 BASE_PARAMS = (LR, WEIGHT_DECAY, BASE_CHANNELS, DEPTH, LOSS, LR_SCHEDULE)
 
 

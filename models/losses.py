@@ -3,22 +3,44 @@
 All losses take logits (B, C, H, W) (C = 1 binary, 3 multiclass) and targets (B, H, W) int64, and reduce
 over the valid pixels of the whole batch, so padding a batch (labels 255) never changes the value.
 Region losses (Dice, Tversky) sum their counts over the batch, then average over curve classes.
+The losses' names and parameters are declared in ``models.loss_catalogue`` (torch-free); ``BUILDERS`` builds each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from datamodules.labels import IGNORE_INDEX
-from models.hparam import HParam
+from models.loss_catalogue import (
+    BCE,
+    BCE_DICE,
+    BINARY_FOCAL,
+    CE,
+    CE_DICE,
+    CLASS_WEIGHTING,
+    DICE,
+    DICE_WEIGHT,
+    FOCAL_ALPHA,
+    FOCAL_GAMMA,
+    FOCAL_TVERSKY,
+    LOSSES,
+    MULTICLASS_FOCAL,
+    POS_WEIGHT,
+    TVERSKY,
+    TVERSKY_ALPHA,
+    TVERSKY_BETA,
+    TVERSKY_GAMMA,
+    WEIGHT_SCHEMES,
+    LossSpec,
+    ParamValue,
+    loss_spec,
+)
 from models.modes import TaskMode, mode_for
 
-WEIGHT_SCHEMES = ("none", "inverse_sqrt", "inverse")
 MAX_CLASS_WEIGHT = 50.0
 _EPS = 1e-6
 
@@ -156,20 +178,7 @@ def class_weights_from_frequencies(freqs: Sequence[float], scheme: str) -> tuple
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The catalogue: every loss of every task with its typed parameters. The one home of these names: the search
-# space, the trial's parameter record and the trials table's ``param_*`` columns are all derived from it.
-
-ParamValue = float | str
-
-# A loss parameter is declared once here (its name is shared by every loss that takes it).
-POS_WEIGHT = HParam("pos_weight", float, 1.0)  # binary BCE: weight of the curve (positive) pixels
-CLASS_WEIGHTING = HParam("class_weighting", str, "none")  # one of WEIGHT_SCHEMES, from measured frequencies
-DICE_WEIGHT = HParam("dice_weight", float, 1.0)  # weight of the Dice term in a sum
-FOCAL_GAMMA = HParam("focal_gamma", float, 2.0)
-FOCAL_ALPHA = HParam("focal_alpha", float, 0.25)  # binary focal: weight of the positives
-TVERSKY_ALPHA = HParam("tversky_alpha", float, 0.3)  # weight of false positives
-TVERSKY_BETA = HParam("tversky_beta", float, 0.7)  # weight of false negatives
-TVERSKY_GAMMA = HParam("tversky_gamma", float, 0.75)  # focal Tversky: exponent of (1 - Tversky index)
+# How each loss of the catalogue (models/loss_catalogue.py: the names and parameters) is built.
 
 
 class _Context:
@@ -190,15 +199,6 @@ class _Context:
         if self.frequencies is None:
             raise ValueError(f"class_weighting {scheme!r} needs the measured class frequencies; pass them")
         return class_weights_from_frequencies(self.frequencies, scheme)
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    """One loss of one task: its name, the parameters it takes, and how to build it from them."""
-
-    name: str
-    params: tuple[HParam, ...]
-    build: Callable[[_Context], nn.Module]
 
 
 def _dice(c: _Context) -> nn.Module:
@@ -222,67 +222,20 @@ def _ce(c: _Context) -> nn.Module:
     return CELoss(c.mode, c.class_weights())
 
 
-LOSSES: dict[str, dict[str, LossSpec]] = {
-    "binary": {
-        spec.name: spec
-        for spec in (
-            LossSpec("bce", (POS_WEIGHT,), _bce),
-            LossSpec("dice", (), _dice),
-            LossSpec(
-                "bce_dice",
-                (POS_WEIGHT, DICE_WEIGHT),
-                lambda c: SumLoss(_bce(c), _dice(c), float(c[DICE_WEIGHT.name])),
-            ),
-            LossSpec(
-                "focal",
-                (FOCAL_GAMMA, FOCAL_ALPHA),
-                lambda c: FocalLoss(c.mode, float(c[FOCAL_GAMMA.name]), alpha=float(c[FOCAL_ALPHA.name])),
-            ),
-            LossSpec("tversky", (TVERSKY_ALPHA, TVERSKY_BETA), _tversky),
-            LossSpec("focal_tversky", (TVERSKY_ALPHA, TVERSKY_BETA, TVERSKY_GAMMA), _focal_tversky),
-        )
-    },
-    "multiclass": {
-        spec.name: spec
-        for spec in (
-            LossSpec("ce", (CLASS_WEIGHTING,), _ce),
-            LossSpec("dice", (), _dice),
-            LossSpec(
-                "ce_dice",
-                (CLASS_WEIGHTING, DICE_WEIGHT),
-                lambda c: SumLoss(_ce(c), _dice(c), float(c[DICE_WEIGHT.name])),
-            ),
-            LossSpec(
-                "focal",
-                (FOCAL_GAMMA, CLASS_WEIGHTING),
-                lambda c: FocalLoss(c.mode, float(c[FOCAL_GAMMA.name]), class_weights=c.class_weights()),
-            ),
-            LossSpec("tversky", (TVERSKY_ALPHA, TVERSKY_BETA), _tversky),
-            LossSpec("focal_tversky", (TVERSKY_ALPHA, TVERSKY_BETA, TVERSKY_GAMMA), _focal_tversky),
-        )
-    },
+BUILDERS: dict[LossSpec, Callable[[_Context], nn.Module]] = {
+    BCE: _bce,
+    CE: _ce,
+    DICE: _dice,
+    BCE_DICE: lambda c: SumLoss(_bce(c), _dice(c), float(c[DICE_WEIGHT.name])),
+    CE_DICE: lambda c: SumLoss(_ce(c), _dice(c), float(c[DICE_WEIGHT.name])),
+    BINARY_FOCAL: lambda c: FocalLoss(c.mode, float(c[FOCAL_GAMMA.name]), alpha=float(c[FOCAL_ALPHA.name])),
+    MULTICLASS_FOCAL: lambda c: FocalLoss(c.mode, float(c[FOCAL_GAMMA.name]), class_weights=c.class_weights()),
+    TVERSKY: _tversky,
+    FOCAL_TVERSKY: _focal_tversky,
 }
-DEFAULT_LOSS: dict[str, str] = {"binary": "bce_dice", "multiclass": "ce_dice"}
-
-
-def loss_params() -> dict[str, HParam]:
-    """Every loss parameter of every task by name; a name means the same parameter wherever it appears."""
-    out: dict[str, HParam] = {}
-    for specs in LOSSES.values():
-        for spec in specs.values():
-            for p in spec.params:
-                if out.setdefault(p.name, p) != p:
-                    raise TypeError(f"loss parameter {p.name!r} is declared twice with different types or defaults")
-    return out
-
-
-def loss_spec(task: str | TaskMode, name: str) -> LossSpec:
-    """The spec of loss ``name`` for ``task``; ValueError lists the losses the task has."""
-    mode = mode_for(task)
-    specs = LOSSES[mode.name]
-    if name not in specs:
-        raise ValueError(f"unknown {mode.name} loss {name!r}; expected one of {', '.join(specs)}")
-    return specs[name]
+_UNBUILT = sorted(f"{task} {name}" for task, specs in LOSSES.items() for name, s in specs.items() if s not in BUILDERS)
+if _UNBUILT:
+    raise TypeError(f"losses of the catalogue with no builder: {', '.join(_UNBUILT)}")
 
 
 def build_loss(
@@ -295,12 +248,12 @@ def build_loss(
     """The loss ``name`` for ``task``: a module mapping (logits (B, C, H, W), targets (B, H, W)) to a scalar.
 
     Args:
-        params: values of the loss's own parameters (see ``LOSSES``); missing ones take their defaults, a
-            parameter the loss does not take is a ValueError.
+        params: values of the loss's own parameters (see ``models.loss_catalogue.LOSSES``); missing ones take
+            their defaults, a parameter the loss does not take is a ValueError.
         class_frequencies: measured pixel frequencies per class (class 0 first), for ``class_weighting``.
     """
     mode = mode_for(task)
-    spec = loss_spec(mode, name)
+    spec = loss_spec(mode.name, name)
     params = dict(params or {})
     allowed = {p.name: p for p in spec.params}
     unknown = sorted(set(params) - set(allowed))
@@ -312,4 +265,4 @@ def build_loss(
             f"class_frequencies needs {mode.num_classes} values for {mode.name}, got {len(class_frequencies)}"
         )
     resolved = {p.name: p.type(params.get(p.name, p.default)) for p in spec.params}
-    return spec.build(_Context(mode, resolved, class_frequencies))
+    return BUILDERS[spec](_Context(mode, resolved, class_frequencies))

@@ -15,13 +15,14 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
 
 from datamodules.collate import Batch
-from models.losses import DEFAULT_LOSS, ParamValue, build_loss
+from models.hparams import LR_SCHEDULES
+from models.loss_catalogue import DEFAULT_LOSS, ParamValue
+from models.losses import build_loss
 from models.metric_names import second_set
 from models.metrics import TRAIN_LOSS, VAL_LOSS, SegmentationMetrics
 from models.modes import mode_for
 from models.unet import UNet
 
-LR_SCHEDULES = ("constant", "cosine", "onecycle")  # the one list; the search space imports it
 LOSS_NAMES = {"train": TRAIN_LOSS, "val": VAL_LOSS, "val2": second_set(VAL_LOSS)}  # by stage
 SECOND_SET = 1  # the validation dataloader of the second validation set (``--val-data``), when there is one
 
@@ -61,7 +62,7 @@ class Segmenter(L.LightningModule):
     """U-Net segmenter for one task (see ``datamodules.labels.TASKS``).
 
     ``forward(images (B, 1, H, W)) -> logits (B, C, H, W)``, C from the task mode. ``loss_params`` are the
-    values of the chosen loss's own parameters (``models.losses.LOSSES``); ``class_frequencies`` are the
+    values of the chosen loss's own parameters (``models.loss_catalogue.LOSSES``); ``class_frequencies`` are the
     measured pixel frequencies per class, which a ``class_weighting`` loss parameter turns into weights.
     """
 

@@ -1,10 +1,10 @@
 """Search spaces per task, as Optuna define-by-run functions.
 
-The names come from the model side: losses and their parameters from ``models.losses.LOSSES``, schedules from
-``models.segmenter.LR_SCHEDULES``; this module only says how each is searched (``DOMAINS``). Batch size and the
-collate are fixed by the run shape, never searched. A loss's parameters are suggested only when that loss is
-(a conditional space), so the tables hold nulls, not meaningless values. The domains and the reasons for each
-are in docs/search-space.md.
+The names come from the model side, from its torch-free modules: losses and their parameters from
+``models.loss_catalogue.LOSSES``, schedules from ``models.hparams.LR_SCHEDULES``; this module only says how each is
+searched (``DOMAINS``). Batch size and the collate are fixed by the run shape, never searched. A loss's parameters
+are suggested only when that loss is (a conditional space), so the tables hold nulls, not meaningless values. The
+domains and the reasons for each are in docs/search-space.md.
 """
 
 from __future__ import annotations
@@ -20,24 +20,23 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from models import losses
+from models import loss_catalogue
 from models.hparam import HParam
-from models.hparams import BASE_CHANNELS, DEPTH, LOSS, LR, LR_SCHEDULE, WEIGHT_DECAY
-from models.losses import LOSSES, WEIGHT_SCHEMES
-from models.segmenter import LR_SCHEDULES
+from models.hparams import BASE_CHANNELS, DEPTH, LOSS, LR, LR_SCHEDULE, LR_SCHEDULES, WEIGHT_DECAY
+from models.loss_catalogue import LOSSES, WEIGHT_SCHEMES
 from results.plan import TaskPreset
 
 # How each loss parameter is searched (docs/search-space.md, 'Losses and their parameters'). Every parameter in
 # the loss catalogue needs one.
 DOMAINS: dict[HParam, BaseDistribution] = {
-    losses.POS_WEIGHT: FloatDistribution(1.0, 100.0, log=True),
-    losses.CLASS_WEIGHTING: CategoricalDistribution(WEIGHT_SCHEMES),
-    losses.DICE_WEIGHT: CategoricalDistribution((0.5, 1.0, 2.0)),
-    losses.FOCAL_GAMMA: CategoricalDistribution((1.0, 2.0, 3.0)),
-    losses.FOCAL_ALPHA: CategoricalDistribution((0.25, 0.5, 0.75)),
-    losses.TVERSKY_ALPHA: CategoricalDistribution((0.2, 0.3)),
-    losses.TVERSKY_BETA: CategoricalDistribution((0.7, 0.8)),
-    losses.TVERSKY_GAMMA: CategoricalDistribution((0.75, 1.33)),
+    loss_catalogue.POS_WEIGHT: FloatDistribution(1.0, 100.0, log=True),
+    loss_catalogue.CLASS_WEIGHTING: CategoricalDistribution(WEIGHT_SCHEMES),
+    loss_catalogue.DICE_WEIGHT: CategoricalDistribution((0.5, 1.0, 2.0)),
+    loss_catalogue.FOCAL_GAMMA: CategoricalDistribution((1.0, 2.0, 3.0)),
+    loss_catalogue.FOCAL_ALPHA: CategoricalDistribution((0.25, 0.5, 0.75)),
+    loss_catalogue.TVERSKY_ALPHA: CategoricalDistribution((0.2, 0.3)),
+    loss_catalogue.TVERSKY_BETA: CategoricalDistribution((0.7, 0.8)),
+    loss_catalogue.TVERSKY_GAMMA: CategoricalDistribution((0.75, 1.33)),
 }
 
 

@@ -14,7 +14,7 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 
-from models.losses import CLASS_WEIGHTING, LOSSES
+from models.loss_catalogue import CLASS_WEIGHTING, LOSSES
 from models.metric_names import mode_of
 from results.plan import StudyConfig
 from results.query import load_trials

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from datamodules.labels import TASKS
-from models.hparams import param_types
-from models.losses import LOSSES, WEIGHT_SCHEMES
+from models.hparams import LR_SCHEDULES, param_types
+from models.loss_catalogue import LOSSES, WEIGHT_SCHEMES
 from models.metric_names import METRICS
-from models.segmenter import LR_SCHEDULES
 from results.schema import RESTART_REASONS, STATUSES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,10 +24,10 @@ PACKAGES = ("study", "models", "datamodules", "results", "bench")
 # name list -> (its names, the modules allowed to spell them out)
 REGISTRIES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "tasks": (frozenset(TASKS), frozenset({"datamodules/labels.py"})),
-    "losses": (frozenset(n for specs in LOSSES.values() for n in specs), frozenset({"models/losses.py"})),
-    "hyperparameters": (frozenset(param_types()), frozenset({"models/hparams.py", "models/losses.py"})),
-    "lr schedules": (frozenset(LR_SCHEDULES), frozenset({"models/segmenter.py"})),
-    "class weightings": (frozenset(WEIGHT_SCHEMES), frozenset({"models/losses.py"})),
+    "losses": (frozenset(n for specs in LOSSES.values() for n in specs), frozenset({"models/loss_catalogue.py"})),
+    "hyperparameters": (frozenset(param_types()), frozenset({"models/hparams.py", "models/loss_catalogue.py"})),
+    "lr schedules": (frozenset(LR_SCHEDULES), frozenset({"models/hparams.py"})),
+    "class weightings": (frozenset(WEIGHT_SCHEMES), frozenset({"models/loss_catalogue.py"})),
     "metrics": (frozenset(METRICS), frozenset({"models/metric_names.py"})),
     "trial statuses": (frozenset(STATUSES), frozenset({"results/schema.py"})),
     "restart reasons": (frozenset(RESTART_REASONS), frozenset({"results/schema.py"})),

@@ -7,7 +7,8 @@ import torch
 
 from datamodules.collate import collate
 from datamodules.labels import IGNORE_INDEX
-from models.losses import LOSSES, build_loss, class_weights_from_frequencies, loss_params
+from models.loss_catalogue import LOSSES, loss_params
+from models.losses import build_loss, class_weights_from_frequencies
 from models.modes import mode_for
 from tests.helpers.samples import one_track_sample, oracle_logits
 

@@ -3,7 +3,7 @@ import pytest
 
 from datamodules.labels import TASKS
 from models.hparams import TrialParams, param_types
-from models.losses import LOSSES
+from models.loss_catalogue import LOSSES
 from models.segmenter import Segmenter
 from study.presets import FULL, SMOKE
 from study.space import DOMAINS, Space, sampler

@@ -1,10 +1,12 @@
-"""One trial: typed parameters in, a Lightning fit out, metrics and a full checkpoint reported every epoch."""
+"""One trial: typed parameters in, a Lightning fit out, metrics and a full checkpoint reported every epoch.
+
+Imported in the trial's worker only (by ``study.trainable.train_trial``): the driver never imports torch.
+"""
 
 from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,32 +16,15 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from ray import tune
 
-from models.compile_mode import Compile
 from models.compiled import CompileWatch, compile_network
 from models.hparams import TrialParams
 from models.inference import CHECKPOINT_FILE
 from models.metric_names import METRICS
 from models.segmenter import Segmenter
-from results.plan import DataSource, TaskPreset
 from study.restarts import this_node
+from study.run_settings import RunSettings
 from study.trainer import EpochStats, build_trainer
 from study.trial_faults import FaultInjector
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What is fixed for every trial of one task: the run shape, never searched."""
-
-    task: str
-    preset: TaskPreset  # the task's data, batching and network sizes, as the plan holds them
-    epochs: int
-    seed: int
-    num_workers: int
-    cpus: float
-    objective: str
-    compile: Compile  # decided in the worker (AUTO: on where it sees a GPU)
-    class_frequencies: tuple[float, ...] | None = None  # measured once per study (study/tuner.py)
-    source: DataSource | None = None  # the study's dataset folders (--data, --val-data); None renders
 
 
 class TuneReport(Callback):
@@ -87,8 +72,9 @@ def build_segmenter(params: TrialParams, run: RunSettings) -> Segmenter:
     )
 
 
-def train_trial(config: dict[str, Any], run: RunSettings) -> None:
-    """The Tune trainable: resumes from Tune's checkpoint when Ray restarts the trial."""
+def train(config: dict[str, Any], run: RunSettings) -> None:
+    """One trial, run by the Tune trainable (study/trainable.py) in its worker: resumes from Tune's checkpoint when
+    Ray restarts the trial."""
     params = TrialParams.from_config(config)
     torch.set_num_threads(max(1, int(run.cpus)))
     L.seed_everything(run.seed, workers=True, verbose=False)

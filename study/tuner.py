@@ -22,11 +22,12 @@ from results.store import child, resolve
 from results.tables import StudyTables
 from study.callbacks import StateNotRestored, TablesCallback, restoring_with
 from study.progress import Progress
+from study.run_settings import RunSettings
 from study.search import StudySearch, journal_path, reconcile
 from study.space import Space
 from study.state import StateKeeper
 from study.stop import STOP
-from study.trial import RunSettings, train_trial
+from study.trainable import train_trial
 
 if TYPE_CHECKING:
     from ray.tune import Trainable

@@ -126,7 +126,26 @@ def test_resume_refuses_a_changed_plan_naming_both_values(tmp_path, home, capsys
     assert not (home / ".ray").exists()
 
 
-@pytest.mark.slow  # a `python -m study.run` subprocess: the import of the CLI alone takes about 10 s
+_DRIVER_IMPORT = """
+import pickle, sys
+import ray.cloudpickle as cloudpickle
+import study.run
+from study.tuner import train_trial
+blob = cloudpickle.dumps(train_trial)
+loaded = [m for m in ('torch', 'lightning', 'torchmetrics', 'study.trial', 'models.segmenter') if m in sys.modules]
+assert not loaded, f'the driver imported {loaded}'
+assert pickle.loads(blob) is train_trial and len(blob) < 200, 'Ray gets the trainable by reference'
+"""
+
+
+def test_the_driver_imports_no_torch_and_no_lightning():
+    """The driver never trains: importing it (each `python -m study.run`) and pickling the trainable it hands Ray
+    load neither torch nor Lightning (about 10 s of import); the trial's worker imports them when it runs."""
+    proc = subprocess.run([sys.executable, "-c", _DRIVER_IMPORT], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.slow  # a `python -m study.run` subprocess: Python, Ray and the driver's import take a few seconds
 def test_bad_input_starts_no_ray_as_a_command(tmp_path):
     env = {**os.environ, "HOME": str(tmp_path)}
     proc = subprocess.run(

@@ -103,7 +103,7 @@ def _picks(drawn: Drawn, k: int, track: int) -> tuple[Pick, ...]:
     with np.errstate(invalid="ignore"):
         free = np.isfinite(rows[k]) & (rows[k] - top >= PICK_CLEAR_PX) & (bottom - rows[k] >= PICK_CLEAR_PX)
         for j in same:
-            free &= ~(np.abs(rows[j] - rows[k]) < max(PICK_CLEAR_PX, PICK_APART * height))
+            free &= ~_near(rows[k], rows[j], max(PICK_CLEAR_PX, PICK_APART * height))
     for c in np.flatnonzero(np.diff(s.curve_laps[k]) != 0):  # every lap of a wrapped curve gets picks of its own
         free[max(0, c - 2) : c + 4] = False
     picks = _stretch_middles(free, s.curve_scored[k])  # where the true row is inked (not a dash space)
@@ -122,10 +122,23 @@ def _picks(drawn: Drawn, k: int, track: int) -> tuple[Pick, ...]:
                 clear = np.isfinite(rows[j]) & (rows[j] - top >= PICK_CLEAR_PX) & (bottom - rows[j] >= PICK_CLEAR_PX)
                 for i in same:
                     if i != j:
-                        clear &= ~(np.abs(rows[i] - rows[j]) < max(PICK_CLEAR_PX, PICK_APART * height))
+                        clear &= ~_near(rows[j], rows[i], max(PICK_CLEAR_PX, PICK_APART * height))
             middles = _stretch_middles(clear, s.curve_scored[j])
             out += [(c, float(rows[j, c]), int(s.curve_laps[j, c]) + off) for _, c in middles]
     return tuple(Pick(float(c), row, lap) for c, row, lap in sorted(out))
+
+
+def _near(a: np.ndarray, b: np.ndarray, apart: float) -> np.ndarray:
+    """(w,) where rows ``a`` and ``b`` are nearer than ``apart``, or cross between this column and a neighbour (a
+    steep curve can pass another from one column to the next without ever being near it in one column)."""
+    with np.errstate(invalid="ignore"):
+        d = a - b
+        near = np.abs(d) < apart
+        side = np.sign(d)
+        crossed = np.isfinite(d[:-1]) & np.isfinite(d[1:]) & (side[:-1] != side[1:])
+    near[:-1] |= crossed
+    near[1:] |= crossed
+    return near
 
 
 def _stretch_middles(free: np.ndarray, scored: np.ndarray) -> list[tuple[int, int]]:

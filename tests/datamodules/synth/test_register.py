@@ -75,3 +75,47 @@ def test_the_generator_output_is_unchanged_by_registering():
     b, _ = render_registered(5, seed=0, task="multiclass", scale=0.1)
     np.testing.assert_array_equal(a.image, b.image)
     np.testing.assert_array_equal(a.label, b.label)
+
+
+
+def test_each_side_of_a_crossing_gets_a_pick_even_where_a_steep_curve_crosses_between_columns():
+    """A curve crossing another of its class splits its stretches: between two crossings (a change of side from one
+    column to the next, which a steep curve makes without ever being near the other in one column), a column where
+    it is inked, clear of the borders and of the other curves of its class means a pick in that stretch, so that a
+    tracer that swapped the two at the crossing is put right."""
+    checked = sum(_stretches_between_crossings_have_picks(index) for index in range(8))
+    assert checked > 20
+
+
+def _stretches_between_crossings_have_picks(index: int) -> int:
+    drawn = render_drawn(index, seed=0, task="binary", scale=0.25)
+    sample, reg = drawn.sample, registration_of(drawn)
+    rows = sample.curve_rows
+    checked = 0
+    for t, track in enumerate(reg.tracks):
+        top, bottom = drawn.borders[t]
+        height = float(np.median(bottom - top))
+        ks = [k for k, tr in enumerate(drawn.scene.traces) if tr.track == t and sample.curves[k].backup_of < 0]
+        for k in ks:
+            others = [j for j in ks if j != k and sample.curve_classes[j] == sample.curve_classes[k]]
+            if not others or np.any(sample.curve_laps[k] != 0):
+                continue
+            picks = np.array([round(p.column) for s in track.curves if s.mnemonic == mnemonic(sample.curves[k].kind)
+                              for p in s.picks if p.lap == 0])  # fmt: skip
+            with np.errstate(invalid="ignore"):
+                clear = sample.curve_scored[k] & (rows[k] - top > 5) & (bottom - rows[k] > 5)
+                segment = np.zeros(rows.shape[1], np.int64)
+                for j in others:
+                    d = rows[j] - rows[k]
+                    clear &= np.abs(d) > max(5.0, 0.07 * height)
+                    turned = np.isfinite(d[:-1]) & np.isfinite(d[1:]) & (np.sign(d[:-1]) != np.sign(d[1:]))
+                    clear[:-1] &= ~turned  # the columns either side of a crossing are near it
+                    clear[1:] &= ~turned
+                    segment = segment * 4096 + np.concatenate([[0], np.cumsum(turned)])
+            for seg in np.unique(segment[clear]):
+                cols = np.flatnonzero(segment == seg)
+                assert np.any((picks >= cols[0]) & (picks <= cols[-1])), (
+                    f"raster {index}: {sample.curves[k].kind} has no pick between columns {cols[0]} and {cols[-1]}"
+                )
+                checked += 1
+    return checked

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.labels import TASK_SPECS, TaskSpec, task_spec
+from models.unet_shape import logit_channels
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,7 @@ class TaskMode:
 
 def _mode(spec: TaskSpec) -> TaskMode:
     """Two classes are one sigmoid channel; more are a softmax over one channel each."""
-    out_channels = 1 if spec.num_classes == 2 else spec.num_classes
-    return TaskMode(spec.name, out_channels, spec.num_classes, spec.curve_classes)
+    return TaskMode(spec.name, logit_channels(spec.num_classes), spec.num_classes, spec.curve_classes)
 
 
 MODES: dict[str, TaskMode] = {name: _mode(spec) for name, spec in TASK_SPECS.items()}

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-MAX_DEPTH = 5
+from models.unet_shape import check_shape, widths
 
 
 def _groups(channels: int) -> int:
@@ -65,7 +65,8 @@ class Up(nn.Module):
 
 
 class UNet(nn.Module):
-    """U-Net with widths ``base_channels * 2**i`` for i = 0..depth.
+    """U-Net with widths ``base_channels * 2**i`` for i = 0..depth (``models.unet_shape``, which also counts its
+    parameters without building it).
 
     Shape: (B, in_channels, H, W) -> (B, out_channels, H, W), H and W multiples of ``2**depth``.
 
@@ -84,18 +85,15 @@ class UNet(nn.Module):
         checkpoint_levels: int = 0,
     ) -> None:
         super().__init__()
-        if not 1 <= depth <= MAX_DEPTH:
-            raise ValueError(f"depth must be in 1..{MAX_DEPTH}, got {depth}")
-        if base_channels < 1 or out_channels < 1 or in_channels < 1:
-            raise ValueError("in_channels, out_channels and base_channels must be positive")
-        widths = [base_channels * 2**i for i in range(depth + 1)]
+        check_shape(in_channels, out_channels, base_channels, depth)
+        w = widths(base_channels, depth)
         self.depth = depth
         self.stride = 2**depth
         self.checkpoint_levels = checkpoint_levels
-        self.stem = ConvBlock(in_channels, widths[0])
-        self.downs = nn.ModuleList(Down(widths[i], widths[i + 1]) for i in range(depth))
-        self.ups = nn.ModuleList(Up(widths[i + 1], widths[i]) for i in reversed(range(depth)))
-        self.head = nn.Conv2d(widths[0], out_channels, 1)
+        self.stem = ConvBlock(in_channels, w[0])
+        self.downs = nn.ModuleList(Down(w[i], w[i + 1]) for i in range(depth))
+        self.ups = nn.ModuleList(Up(w[i + 1], w[i]) for i in reversed(range(depth)))
+        self.head = nn.Conv2d(w[0], out_channels, 1)
 
     @property
     def checkpoint_levels(self) -> int:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from models.unet_shape import task_parameter_count
+
 if TYPE_CHECKING:
     from results.plan import StudyConfig
 
@@ -218,14 +220,10 @@ class Estimate:
 
 
 def checkpoint_bytes(task: str, base_channels: int, depth: int) -> int:
-    """A trial checkpoint of this network: fp32 weights and AdamW's two moments (12 bytes a parameter)."""
-    import torch
+    """A trial checkpoint of this network: fp32 weights and AdamW's two moments (12 bytes a parameter).
 
-    from models.segmenter import Segmenter
-
-    with torch.device("meta"):  # shapes only, nothing allocated
-        module = Segmenter(task, base_channels=base_channels, depth=depth)
-    return 12 * sum(p.numel() for p in module.parameters()) + CHECKPOINT_OVERHEAD
+    The parameters are counted from the hyperparameters (``models.unet_shape``): the driver imports no torch."""
+    return 12 * task_parameter_count(task, base_channels, depth) + CHECKPOINT_OVERHEAD
 
 
 def tables_bytes(trials: int, epochs: int) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import socket
 import stat
@@ -300,12 +301,55 @@ def check_shared(storage: Path) -> None:
         raise UsageError(unshared_message(storage, missing, nodes))
 
 
+VISIBLE_GPUS_ENV = "CUDA_VISIBLE_DEVICES"
+
+
+def visible_gpus(visible: str | None, node_gpus: int) -> int:
+    """How many of a node's ``node_gpus`` NVIDIA GPUs a process sees under ``CUDA_VISIBLE_DEVICES=visible``, read
+    as torch reads it (``torch.cuda.device_count``, its NVML path): unset, all of them; ordinals parsed like
+    C's strtoul ("1gpu" is 1), the list cut at the first that does not parse or is out of range, and a repeated
+    one hiding every GPU; a list of UUIDs ("GPU-..." or "MIG-...") counted up to its first entry without the
+    prefix, a repeated one hiding every GPU (torch also drops a UUID that matches no GPU: not checked here)."""
+    if node_gpus <= 0:
+        return 0
+    if visible is None:
+        return node_gpus
+    if visible.startswith(("GPU-", "MIG-")):
+        prefix, uuids = visible[:4], list[str]()
+        for elem in visible.split(","):
+            if elem in uuids:
+                return 0
+            if not elem.startswith(prefix):
+                break
+            uuids.append(elem)
+        return min(len(uuids), node_gpus)
+    ordinals: list[int] = []
+    for elem in visible.split(","):
+        digits = re.match(r"[+-]?\d+", elem.strip())
+        ordinal = int(digits.group()) if digits else -1
+        if ordinal in ordinals:
+            return 0
+        if ordinal < 0:
+            break
+        ordinals.append(ordinal)
+    for count, ordinal in enumerate(ordinals):
+        if ordinal >= node_gpus:
+            return count
+    return len(ordinals)
+
+
 def local_resources() -> dict[str, float]:
     """The CPUs this process may run on and the GPUs torch sees here: what a local Ray instance would offer,
-    known without starting it."""
-    import torch  # here: only a local study asks, once
+    known without starting it.
 
-    return {"CPU": float(len(os.sched_getaffinity(0))), "GPU": float(torch.cuda.device_count())}
+    The GPUs are the node's NVIDIA GPUs by NVML, as Ray's accelerator manager counts them (0 without a driver),
+    narrowed by ``CUDA_VISIBLE_DEVICES`` as torch narrows them (``visible_gpus``): the driver imports no torch.
+    """
+    from ray._private.accelerators import NvidiaGPUAcceleratorManager
+
+    node_gpus = NvidiaGPUAcceleratorManager.get_current_node_num_accelerators()
+    gpus = visible_gpus(os.environ.get(VISIBLE_GPUS_ENV), node_gpus)
+    return {"CPU": float(len(os.sched_getaffinity(0))), "GPU": float(gpus)}
 
 
 def cluster_resources() -> dict[str, float]:

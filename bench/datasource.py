@@ -28,12 +28,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from datamodules.datasets import DiskDataset
 from datamodules.export import FORMATS
 from datamodules.labels import TASKS
 from datamodules.layout import CURVES, CURVES_SUFFIX, IMAGES, LABELS, Raster, cut
 from datamodules.synth import render
 from datamodules.truth import write_truth
-from datamodules.welllog import DiskDataset
 
 MEASURED = Path(__file__).resolve().parent / "measured"
 

@@ -33,8 +33,8 @@ from torch.utils.data import DataLoader
 from datamodules import synth
 from datamodules.batching import WidthBucketSampler
 from datamodules.collate import Batch, collate, padded_size
+from datamodules.datasets import RasterDataset
 from datamodules.labels import TASKS
-from datamodules.welllog import RasterDataset
 from models.compile_mode import COMPILE_CHOICES, Compile
 from models.compiled import CompileWatch, compile_network
 from models.segmenter import Segmenter

@@ -1,91 +1,19 @@
-"""The LightningDataModule: rendered-on-the-fly rasters or a dataset on disk, width-bucketed batches, the fixed
-collate."""
+"""The LightningDataModule: rendered-on-the-fly rasters or a dataset on disk (their datasets and split:
+``datamodules.datasets``, torch-free), width-bucketed batches, the fixed collate."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import TypedDict, cast
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules import synth
 from datamodules.batching import WidthBucketSampler
 from datamodules.collate import collate
-from datamodules.labels import IGNORE_INDEX, check_task, task_spec
-from datamodules.layout import (
-    DEFAULT_SPLIT,
-    LayoutError,
-    Listing,
-    Window,
-    cut,
-    list_folder,
-    read_image,
-    read_label,
-    split_sizes,
-    study_rasters,
-    validation_rasters,
-)
-from datamodules.truth import read_truth, trace_label
-
-
-class RasterDataset(Dataset[synth.Sample]):
-    """Instances ``indices`` of one task; item ``i`` renders instance ``indices[i]`` (in the worker)."""
-
-    def __init__(self, task: str, indices: range, *, seed: int, scale: float) -> None:
-        self.task = check_task(task)
-        self.indices = indices
-        self.seed = seed
-        self.scale = scale
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> synth.Sample:
-        return synth.render(self.indices[i], seed=self.seed, task=self.task, scale=self.scale)
-
-    def sizes(self) -> list[tuple[int, int]]:
-        return [synth.shape(j, seed=self.seed, task=self.task, scale=self.scale) for j in self.indices]
-
-    def name(self, i: int) -> str:
-        return f"raster {self.indices[i]}"
-
-
-class DiskDataset(Dataset[synth.Sample]):
-    """Rasters of a folder in the on-disk layout (``datamodules.layout``); item ``i`` reads window ``i`` (in the
-    worker): the image made grey, its label, and the true curves beside it or traced from the label
-    (``datamodules.truth``)."""
-
-    def __init__(self, task: str, items: Sequence[Window]) -> None:
-        self.task = check_task(task)
-        self.items = list(items)
-        self.curve_classes = task_spec(task).curve_classes
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> synth.Sample:
-        win = self.items[i]
-        raster, cols = win.raster, slice(win.x0, win.x1)
-        image = np.ascontiguousarray(read_image(raster.image)[:, cols])  # (H, w) uint8
-        label = np.ascontiguousarray(read_label(raster.label)[:, cols])  # (H, w) uint8
-        if raster.curves is not None:
-            truth = read_truth(raster.curves).window(win.x0, win.x1)
-        else:
-            truth = trace_label(label, self.curve_classes)
-        return truth.sample(image, label)
-
-    def sizes(self) -> list[tuple[int, int]]:
-        return [(w.height, w.x1 - w.x0) for w in self.items]
-
-    def name(self, i: int) -> str:
-        return self.items[i].name
-
-
-Rasters = RasterDataset | DiskDataset
+from datamodules.datasets import FREQUENCY_SAMPLES, VAL_FRACTION, Rasters, label_frequencies, split_datasets
+from datamodules.layout import DEFAULT_SPLIT
 
 
 def _worker_init(_: int) -> None:
@@ -156,31 +84,28 @@ class WellLogDataModule(L.LightningDataModule):
         scale: float = 1.0,
         seed: int = 0,
         num_workers: int = 0,
-        val_fraction: float = 0.2,
+        val_fraction: float = VAL_FRACTION,
         data: str | None = None,
         val_data: str | None = None,
         split: tuple[float, float, float] = DEFAULT_SPLIT,
     ) -> None:
         super().__init__()
-        check_task(task)
-        if n_instances < 2:
-            raise ValueError(f"n_instances must be >= 2 (one train and one validation), got {n_instances}")
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        # Raises ValueError for the arguments (the split is datamodules.datasets', torch-free for the driver).
+        sets = split_datasets(
+            task,
+            n_instances,
+            scale=scale,
+            seed=seed,
+            val_fraction=val_fraction,
+            data=data,
+            val_data=val_data,
+            split=split,
+        )
         self.save_hyperparameters()
-        self.train_set: Rasters
-        self.val_set: Rasters
-        if data is None:
-            self.n_train, _ = split_sizes(n_instances, val_fraction)
-            self.train_set = RasterDataset(task, range(0, self.n_train), seed=seed, scale=scale)
-            self.val_set = RasterDataset(task, range(self.n_train, n_instances), seed=seed, scale=scale)
-        else:
-            train, val = study_rasters(_listed(data, split), n_instances)
-            if not train or not val:
-                raise ValueError(f"{data}: no training or no validation raster (python -m datamodules.check says)")
-            self.n_train = len(train)
-            self.train_set, self.val_set = DiskDataset(task, cut(train)), DiskDataset(task, cut(val))
-        self.val2_set = None if val_data is None else DiskDataset(task, cut(validation_rasters(_listed(val_data))))
+        self.train_set: Rasters = sets.train
+        self.val_set: Rasters = sets.val
+        self.val2_set = sets.val2
+        self.n_train = sets.n_train
 
     @property
     def _hp(self) -> _HParams:
@@ -201,7 +126,7 @@ class WellLogDataModule(L.LightningDataModule):
         sampler.set_epoch(self._next_epoch)
         workers = self._hp["num_workers"]
         return DataLoader(
-            dataset,
+            cast("Dataset[synth.Sample]", dataset),  # map-style (datamodules.datasets), not a Dataset subclass
             batch_sampler=sampler,
             collate_fn=collate,
             num_workers=workers,
@@ -229,19 +154,6 @@ class WellLogDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         self._next_epoch = int(state_dict["next_epoch"])
 
-    def class_frequencies(self, n_samples: int = 8) -> tuple[float, ...]:
+    def class_frequencies(self, n_samples: int = FREQUENCY_SAMPLES) -> tuple[float, ...]:
         """Measured label frequencies over the first ``n_samples`` training rasters (255 excluded)."""
-        n_classes = task_spec(self._hp["task"]).num_classes
-        counts = np.zeros(n_classes, dtype=np.int64)
-        for i in range(min(n_samples, len(self.train_set))):
-            label = self.train_set[i].label
-            counts += np.bincount(label[label != IGNORE_INDEX].ravel(), minlength=n_classes)[:n_classes]
-        return tuple(float(c) for c in counts / max(1, counts.sum()))
-
-
-def _listed(folder: str, split: tuple[float, float, float] = DEFAULT_SPLIT) -> Listing:
-    """A dataset folder's listing; LayoutError with its first problem (``datamodules.check`` ran before)."""
-    listing = list_folder(Path(folder), split)
-    if listing.problems:
-        raise LayoutError(f"{listing.problems[0]} (python -m datamodules.check lists every problem)")
-    return listing
+        return label_frequencies(self._hp["task"], self.train_set, n_samples)

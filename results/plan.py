@@ -17,6 +17,7 @@ from models.compile_mode import Compile
 from results.store import child, shown
 
 if TYPE_CHECKING:
+    from datamodules.datasets import Split
     from datamodules.welllog import WellLogDataModule
 
 STUDY_FILE = "study.json"  # the saved plan, in the study directory
@@ -60,10 +61,7 @@ class TaskPreset:
         """
         from datamodules.welllog import WellLogDataModule  # imports torch and Lightning: only when data is needed
 
-        if source is None:
-            return WellLogDataModule(
-                task, self.n_instances, self.batch_size, scale=self.scale, seed=seed, num_workers=num_workers
-            )
+        source = source or DataSource()
         return WellLogDataModule(
             task,
             self.n_instances,
@@ -71,6 +69,22 @@ class TaskPreset:
             scale=self.scale,
             seed=seed,
             num_workers=num_workers,
+            data=source.data,
+            val_data=source.val_data,
+            split=source.split,
+        )
+
+    def split(self, task: str, *, seed: int, source: DataSource | None = None) -> Split:
+        """The datasets that ``datamodule`` serves (same arguments), torch-free: the driver measures class
+        frequencies on their training rasters (``study.tuner``)."""
+        from datamodules.datasets import split_datasets  # the generator: only when data is needed
+
+        source = source or DataSource()
+        return split_datasets(
+            task,
+            self.n_instances,
+            scale=self.scale,
+            seed=seed,
             data=source.data,
             val_data=source.val_data,
             split=source.split,

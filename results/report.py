@@ -513,7 +513,7 @@ def _predictions_section(view: StudyView, task: str, device: str) -> str:
     row = best.iloc[0]
     if pd.isna(row["checkpoint_path"]):
         return _section(anchor, title, _note(f"The best trial {_e(row['trial_id'])} has no checkpoint recorded."))
-    from datamodules.welllog import RasterDataset  # torch, as the predictions need
+    from datamodules.datasets import RasterDataset
     from models.inference import PredictError, load_checkpoint, pick_device, segment  # torch: only for pictures
 
     try:

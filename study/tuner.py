@@ -14,6 +14,7 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 
+from datamodules.datasets import label_frequencies
 from models.loss_catalogue import CLASS_WEIGHTING, LOSSES
 from models.metric_names import mode_of
 from results.plan import StudyConfig
@@ -51,10 +52,11 @@ def result_loggers() -> list[tune.Callback]:
 
 
 def class_frequencies(cfg: StudyConfig, task: str) -> tuple[float, ...] | None:
-    """Measured once per study on the driver, where a loss of the task can weight classes by them."""
+    """Measured once per study on the driver (on the data module's training rasters, without torch), where a
+    loss of the task can weight classes by them."""
     if not any(CLASS_WEIGHTING in spec.params for spec in LOSSES[task].values()):
         return None
-    return cfg.task_presets[task].datamodule(task, seed=cfg.seed, source=cfg.data_source()).class_frequencies()
+    return label_frequencies(task, cfg.task_presets[task].split(task, seed=cfg.seed, source=cfg.data_source()).train)
 
 
 def run_settings(cfg: StudyConfig, task: str) -> RunSettings:

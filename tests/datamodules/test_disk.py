@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from datamodules.datasets import DiskDataset
 from datamodules.layout import MAX_WIDTH, cut, list_folder, windows
-from datamodules.welllog import DiskDataset, WellLogDataModule
+from datamodules.welllog import WellLogDataModule
 from models.metrics import SegmentationMetrics
 from models.segmenter import Segmenter
 from tests.helpers.datasets import TINY_SCALE, curve_label, exported, write_pair

@@ -15,6 +15,7 @@ from datamodules.cli import UsageError
 from results.plan import STUDY_FILE, StudyConfig
 from study.request import parse, study_config
 from study.run import main
+from study.tuner import class_frequencies
 from tests.helpers.datasets import curve_label, exported, hand_folder, write_pair
 from tests.helpers.study import saved_study
 
@@ -158,6 +159,34 @@ def test_the_flags_become_the_saved_plan(tmp_path):
     assert (len(dm.train_set), len(dm.val_set), len(dm.val2_set)) == (4, 1, 3)
     no_cap = parse(["--task", "binary", "--data", str(data), "--storage", str(tmp_path / "runs"), "--name", "t"])
     assert study_config(no_cap, gpus_seen=False)[0].task_presets["binary"].n_instances == 6  # the folder's
+
+
+def _names(rasters) -> list[str]:
+    return [rasters.name(i) for i in range(len(rasters))]
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_the_drivers_torch_free_split_and_class_frequencies_are_the_data_modules(tmp_path, on_disk):
+    """The driver measures class frequencies on ``TaskPreset.split`` (no torch); the trials train on the data
+    module: the same rasters, the same frequencies."""
+    if on_disk:
+        data, val = exported(tmp_path / "train", "multiclass", 6), exported(tmp_path / "val", "multiclass", 3)
+        folders = ["--data", str(data), "--val-data", str(val), "--instances", "5"]
+    else:
+        folders = ["--instances", "6", "--scale", "0.06"]
+    req = parse(["--task", "multiclass", *folders, "--storage", str(tmp_path / "runs"), "--name", "s"])
+    cfg, _ = study_config(req, gpus_seen=False)
+    preset, source = cfg.task_presets["multiclass"], cfg.data_source()
+    dm = preset.datamodule("multiclass", seed=cfg.seed, source=source)
+    sets = preset.split("multiclass", seed=cfg.seed, source=source)
+    assert sets.n_train == dm.n_train
+    assert _names(sets.train) == _names(dm.train_set) and _names(sets.val) == _names(dm.val_set)
+    assert (sets.val2 is None) == (dm.val2_set is None) == (not on_disk)
+    if sets.val2 is not None and dm.val2_set is not None:
+        assert _names(sets.val2) == _names(dm.val2_set)
+    frequencies = class_frequencies(cfg, "multiclass")
+    assert frequencies is not None and len(frequencies) == 3
+    assert frequencies == dm.class_frequencies()
 
 
 def test_a_plan_from_before_data_flags_still_loads(tmp_path):

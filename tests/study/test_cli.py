@@ -145,6 +145,35 @@ def test_the_driver_imports_no_torch_and_no_lightning():
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+_DRIVER_PREPARES = """
+import sys
+from study import cluster, prepare
+from study.request import parse, study_config
+from study.tuner import run_settings
+req = parse([*sys.argv[1:], '--task', 'both', '--num-samples', '1', '--epochs', '1', '--instances', '6',
+             '--scale', '0.05', '--no-dashboard', '--cpus-per-trial', '1'])
+machine = cluster.local_resources()  # what run() does for a new local study before Ray starts
+cfg, _ = study_config(req, machine.get('GPU', 0.0) > 0, seen_by='this machine')
+prepare.check_fits(cfg, machine)
+prepare.preflight(cfg)  # the storage estimate: the largest network's checkpoint
+settings = [run_settings(cfg, task) for task in cfg.tasks]  # multiclass: class frequencies measured here
+assert settings[-1].class_frequencies is not None, 'a class-weighting loss gets measured frequencies'
+loaded = [m for m in ('torch', 'lightning', 'torchmetrics') if m in sys.modules]
+assert not loaded, f'preparing a study, the driver imported {loaded}'
+"""
+
+
+def test_preparing_a_local_study_imports_no_torch_and_no_lightning(tmp_path):
+    """A local study's driver, up to starting Ray: its GPUs (``local_resources``), the plan, the storage estimate
+    (``preflight``) and each task's run settings (the multiclass class frequencies) load neither torch nor
+    Lightning."""
+    argv = ["--storage", str(tmp_path / "runs"), "--name", "s"]
+    proc = subprocess.run([sys.executable, "-c", _DRIVER_PREPARES, *argv], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not (tmp_path / "runs").exists()  # nothing written, no Ray started
+
+
 @pytest.mark.slow  # a `python -m study.run` subprocess: Python, Ray and the driver's import take a few seconds
 def test_bad_input_starts_no_ray_as_a_command(tmp_path):
     env = {**os.environ, "HOME": str(tmp_path)}

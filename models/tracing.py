@@ -4,7 +4,7 @@ Three steps, each a function:
 
 1. ``fragments``: in one track band and one class, a column-by-column tracker links each column's runs
    (``runs_of``) to the curves it follows by the position each predicts from its recent slope. Where two curves
-   of the class meet in one run (a crossing, an overlay), both take it, at half confidence; when they part again
+   of the class meet in one run (a crossing, an overlay), both take it, at reduced confidence; when they part again
    a short meeting is resolved by each curve's slope before it, a long one by their order before it. Holes no
    longer than ``bridge`` columns (the spaces of a dashed line) stay inside a fragment.
 2. ``link``: fragments are joined end to start across longer holes (pen-up gaps, blank stretches under a scale
@@ -32,7 +32,10 @@ import numpy.typing as npt
 from datamodules.registration import CurveScale, Pick, Registration
 
 EDGE_PX = 1.5  # a sample this close to a clipping border (or beyond it) is off scale
-MERGED_CONFIDENCE = 0.5  # a sample taken from a run shared with another curve counts half
+MERGED_CONFIDENCE = 0.4  # a sample from a run shared with another curve: the centre of both curves' ink, not this
+# curve's position, so below the LAS file's threshold (``models.las.MIN_CONFIDENCE``, 0.5) even at probability 1
+STRAIGHT = 0.02  # a hole is filled where the curve's slope either side carries it this near the line across it
+SLOPE_SPAN = 3  # columns over which that slope is measured
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,15 @@ class Band:
         return int(self.top.size)
 
     def bridge(self) -> int:
-        """The longest hole (columns) kept inside one curve as a dash space: about an eighth of the track height."""
+        """The longest hole (columns) a fragment is followed across: a dash space or a meeting, about an eighth of the
+        track height."""
         return max(3, round(0.12 * self.height))
+
+    def fill(self) -> int:
+        """The longest hole (columns) interpolated in a traced curve: a dash space, about 6% of the track height.
+        A longer one is where another curve's ink was (a meeting gives neither curve a position) or the pen was up:
+        it stays a hole, as a value interpolated across it can be off by the curve's whole excursion."""
+        return max(3, round(0.06 * self.height))
 
 
 @dataclass(frozen=True)
@@ -631,20 +641,45 @@ def _lap_from_neighbours(c: Curve, u: npt.NDArray[np.float64], height: float, sc
 def bridge_holes(
     u: npt.NDArray[np.float64], conf: npt.NDArray[np.float64], band: Band, clipping: bool
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Interpolate holes of at most ``band.bridge()`` columns (dash spaces); on a clipping curve, not a hole that
-    opens or closes at a border (the pen ran along it there: no value)."""
+    """Interpolate holes of at most ``band.fill()`` columns (dash spaces) where the curve goes into the hole and
+    comes out of it along the line across it (``_straight_across``); on a clipping curve, not a hole that opens or
+    closes at a border (the pen ran along it there: no value)."""
     known = np.flatnonzero(np.isfinite(u))
     if known.size < 2:
         return u, conf
-    holes = (np.diff(known) > 1) & (np.diff(known) <= band.bridge() + 1)
+    holes = (np.diff(known) > 1) & (np.diff(known) <= band.fill() + 1)
     u, conf = u.copy(), conf.copy()
     height = band.height
     for a, b in zip(known[:-1][holes].tolist(), known[1:][holes].tolist()):
         ends = np.mod(u[[a, b]], height)  # height above the border of the lap each end is on
         if clipping and bool(np.any((ends <= 2 * EDGE_PX) | (ends >= height - 2 * EDGE_PX))):
             continue
+        if not _straight_across(u, known, a, b, height):
+            continue
         x = np.arange(a + 1, b)
         t = (x - a) / (b - a)
         u[x] = u[a] + t * (u[b] - u[a])
         conf[x] = conf[a] + t * (conf[b] - conf[a])
     return u, conf
+
+
+def _straight_across(u: npt.NDArray[np.float64], known: npt.NDArray[np.int64], a: int, b: int, height: float) -> bool:
+    """Whether the curve's slope on each side of the hole from column ``a`` to ``b`` (over at least ``SLOPE_SPAN``
+    columns of samples before ``a`` and after ``b``) carries it to within ``STRAIGHT`` of the track height of the
+    line across the hole at its middle: a dash space in a curve, not a peak its tracers lost (a steep excursion
+    whose ink was not followed, filled by a chord far from it). True where a side has too few samples to tell."""
+    mid = (a + b) / 2.0
+    chord = (u[a] + u[b]) / 2.0
+    tol = max(2.0, STRAIGHT * height)
+    before = known[known <= a - SLOPE_SPAN]
+    after = known[known >= b + SLOPE_SPAN]
+    if before.size:
+        p = int(before[-1])
+        if abs(u[a] + (u[a] - u[p]) / (a - p) * (mid - a) - chord) > tol:
+            return False
+    if after.size:
+        q = int(after[0])
+        if abs(u[b] - (u[q] - u[b]) / (q - b) * (b - mid) - chord) > tol:
+            return False
+    return True
+

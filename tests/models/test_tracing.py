@@ -9,8 +9,9 @@ import torch
 
 from datamodules.registration import CurveScale, Pick, Registration, TrackScale
 from models.extraction import run_centres
+from models.las import MIN_CONFIDENCE
 from models.traced import AGREE, trace_registered
-from models.tracing import Band, runs_of, trace_chains, trace_mask
+from models.tracing import Band, bridge_holes, runs_of, trace_chains, trace_mask
 from models.tracing_paths import trace_paths
 
 H_IMG, W = 60, 240
@@ -241,6 +242,12 @@ def test_two_registered_crossing_curves_keep_their_identity_and_only_agreed_samp
         assert kept.any()
         assert np.all(np.abs(a.u[kept] - b.u[kept]) <= AGREE * HEIGHT)
         assert np.all(tc.conf[~np.isfinite(tc.u)] == 0.0)
+    # Where they share ink its centre is neither's position: a tracer that takes it gives it a confidence the LAS
+    # file writes as NULL even at probability 1.
+    shared = np.abs(up - down) <= 2.0
+    for b in trace_paths(masks, probs, reg):
+        assert np.isfinite(b.u[shared]).any()
+        assert np.all(b.conf[shared & np.isfinite(b.u)] < MIN_CONFIDENCE)
 
 
 def test_a_backup_trace_the_primarys_ink_runs_on_into_is_never_put_on_the_wrong_lap():
@@ -295,3 +302,19 @@ def test_a_track_with_no_ink_of_its_classes_gives_curves_with_no_samples():
     assert [t.scale.mnemonic for t in traced] == ["GR", "SP"]
     for t in traced:
         assert np.isnan(t.u).all() and np.all(t.conf == 0.0)
+
+
+def test_holes_as_long_as_a_dash_space_are_interpolated_and_longer_ones_or_lost_peaks_stay_holes():
+    band = Band(np.full(400, 20.0), np.full(400, 220.0))  # 200 rows high: dash spaces up to 12 columns
+    x = np.arange(400, dtype=np.float64)
+    u = 100.0 + 60.0 * np.sin(2 * np.pi * x / 150) + 40.0 * np.exp(-(((x - 330) / 2.5) ** 2))  # a spike at 330
+    holes = u.copy()
+    holes[144:156] = np.nan  # a dash space (12 columns)
+    holes[200:224] = np.nan  # twice as long: the ink of another curve, or a pen-up
+    holes[325:336] = np.nan  # as short as a dash space, but the curve's spike was there (its tracers lost it)
+    filled, _ = bridge_holes(holes, np.ones(400), band, clipping=True)
+    assert np.isfinite(filled[144:156]).all()
+    np.testing.assert_allclose(filled[144:156], u[144:156], atol=0.01 * 200)
+    assert np.isnan(filled[200:224]).all()
+    assert np.isnan(filled[325:336]).all()
+    assert np.isfinite(filled[:200]).all() and np.isfinite(filled[224:325]).all() and np.isfinite(filled[336:]).all()

@@ -682,4 +682,3 @@ def _straight_across(u: npt.NDArray[np.float64], known: npt.NDArray[np.int64], a
         if abs(u[b] - (u[q] - u[b]) / (q - b) * (b - mid) - chord) > tol:
             return False
     return True
-

@@ -77,7 +77,6 @@ def test_the_generator_output_is_unchanged_by_registering():
     np.testing.assert_array_equal(a.label, b.label)
 
 
-
 def test_each_side_of_a_crossing_gets_a_pick_even_where_a_steep_curve_crosses_between_columns():
     """A curve crossing another of its class splits its stretches: between two crossings (a change of side from one
     column to the next, which a steep curve makes without ever being near the other in one column), a column where

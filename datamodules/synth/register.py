@@ -17,7 +17,8 @@ from datamodules.synth.generate import Drawn
 from datamodules.synth.signals import NAMES, PRESETS
 
 PICK_CLEAR_PX = 4.0  # a pick keeps this far from the track's borders, where a clipped pen would run
-PICK_APART = 0.06  # and this far (in track heights) from the other curves of its class: they meet nearer
+PICK_APART = 0.03  # and this far (in track heights) from the other curves of its class: where resistivities run
+# braided a few px apart for hundreds of columns, a user clicks each strand where the eye tells them apart
 SAMPLE_PX = 32.0  # full-scale px between the registration's depth and row-offset points
 DESCRIPTIONS = {
     "GR": "gamma ray",
@@ -132,8 +133,8 @@ def _near(a: np.ndarray, b: np.ndarray, apart: float) -> np.ndarray:
     """(w,) where rows ``a`` and ``b`` are nearer than ``apart``, or cross between this column and a neighbour (a
     steep curve can pass another from one column to the next without ever being near it in one column)."""
     with np.errstate(invalid="ignore"):
-        d = a - b
-        near = np.abs(d) < apart
+        d = np.asarray(a - b, np.float64)
+        near: np.ndarray = np.abs(d) < apart
         side = np.sign(d)
         crossed = np.isfinite(d[:-1]) & np.isfinite(d[1:]) & (side[:-1] != side[1:])
     near[:-1] |= crossed

@@ -541,7 +541,8 @@ def _assign(
     """Each registered curve's (u, conf), (W,) each, from the pieces of the chains (step 3 of the module docstring).
 
         A chain is cut at its meetings into pieces. A piece goes to the curve whose pick on the same chain is the
-        fewest meetings away (a tie gives it to none), on that pick's lap; a curve alone in its class (counting backup
+        fewest meetings away (a tie gives it to none; a piece holding several curves' picks is shared by
+        ``_sides``), on that pick's lap; a curve alone in its class (counting backup
         traces) also takes the pieces of chains no pick lies on, on the lap of the samples next to them. Pieces nearer
         their pick are placed first, a column once. A meeting's own samples (the centre of two curves' ink) go to none:
     a short one is bridged from both sides.
@@ -556,7 +557,8 @@ def _assign(
             if hit is not None:
                 i, x = hit
                 records.setdefault(i, []).append((k, int(meet[i][x]), p.lap - int(chains[i].lap[x]), x))
-    jobs: list[tuple[float, int, int, int, int, npt.NDArray[np.int64]]] = []  # (distance, -size, chain, piece,
+    jobs: list[tuple[float, int, int, npt.NDArray[np.bool_], int, npt.NDArray[np.int64]]] = []  # (distance, -size,
+    # chain, its columns,
     # curve, lap offset per column)
     unpicked: list[tuple[int, int, int]] = []  # (-size, chain, curve): chains no pick lies on, for a curve alone
     for i, c in enumerate(chains):
@@ -576,27 +578,29 @@ def _assign(
             dist = {k: min(abs(q - r[1]) for r in records[i] if r[0] == k) for k, _, _, _ in records[i]}
             low = min(dist.values())
             winners = [k for k, d in dist.items() if d == low]
-            if len(winners) == 1:
-                k = winners[0]
+            piece = meet[i] == q
+            sides = _sides([r for r in records[i] if r[1] == q], width) if low == 0 and len(winners) > 1 else {}
+            for k in winners if sides else winners[:1] if len(winners) == 1 else []:
                 near = [r for r in records[i] if r[0] == k and abs(q - r[1]) == low]
                 offset = _nearest_offset([r[3] for r in near], [r[2] for r in near], width)
-                jobs.append((float(low), -int(np.sum(present & (meet[i] == q))), i, q, k, offset))
+                cols = piece & sides[k] if sides else piece
+                jobs.append((float(low), -int(np.sum(present & cols)), i, cols, k, offset))
     jobs.sort(key=lambda j: (j[0], j[1]))
     out = {k: (np.full(width, np.nan), np.zeros(width)) for k in range(len(scales))}
 
-    def place(i: int, k: int, offset: int | npt.NDArray[np.int64], piece: int | None = None) -> None:
+    def place(i: int, k: int, offset: int | npt.NDArray[np.int64], cols: npt.NDArray[np.bool_] | None = None) -> None:
         c, sc = chains[i], scales[k]
         allowed = [sc.cls, sc.backup_class] if sc.offscale == "backup" else [sc.cls]
         take = np.isfinite(c.h) & ~c.merged & np.isin(c.cls, allowed)
-        if piece is not None:
-            take &= meet[i] == piece
+        if cols is not None:
+            take &= cols
         u, conf = out[k]
-        cols = np.flatnonzero(take & ~np.isfinite(u))
-        u[cols] = c.unwrapped(height, offset)[cols]
-        conf[cols] = c.conf[cols]
+        at = np.flatnonzero(take & ~np.isfinite(u))
+        u[at] = c.unwrapped(height, offset)[at]
+        conf[at] = c.conf[at]
 
-    for _, _, i, q, k, offset in jobs:
-        place(i, k, offset, q)
+    for _, _, i, cols, k, offset in jobs:
+        place(i, k, offset, cols)
     for _ in range(2):  # a chain of backup trace alone takes its lap from its neighbours: after them
         deferred = []
         for size, i, k in sorted(unpicked):
@@ -607,6 +611,23 @@ def _assign(
                 place(i, k, lap)
         unpicked = deferred
     return out
+
+
+def _sides(picks: list[tuple[int, int, int, int]], width: int) -> dict[int, npt.NDArray[np.bool_]]:
+    """curve -> (W,) the columns of one piece of chain that go to it, where the piece holds the picks (records
+    ``(curve, piece, lap offset, column)``) of several curves: the chain went from one curve's ink to another's,
+    without a meeting, somewhere between two of its picks that belong to different curves. Those columns go to
+    none; the others to the curve whose picks are on both sides of them (or on the one side there is)."""
+    order = sorted(picks, key=lambda r: r[3])
+    at = np.array([r[3] for r in order])
+    who = np.array([r[0] for r in order])
+    x = np.arange(width)
+    left = np.searchsorted(at, x, side="right") - 1  # the nearest pick at or before each column
+    right = np.searchsorted(at, x, side="left")  # at or after
+    lw = np.where(left >= 0, who[np.clip(left, 0, None)], -1)
+    rw = np.where(right < at.size, who[np.clip(right, None, at.size - 1)], -1)
+    owner = np.where(lw < 0, rw, np.where((rw < 0) | (rw == lw), lw, -2))
+    return {int(k): owner == k for k in np.unique(who)}
 
 
 def _nearest_offset(cols: list[int], offsets: list[int], width: int) -> npt.NDArray[np.int64]:

@@ -11,7 +11,7 @@ from datamodules.registration import CurveScale, Pick, Registration, TrackScale
 from models.extraction import run_centres
 from models.las import MIN_CONFIDENCE
 from models.traced import AGREE, trace_registered
-from models.tracing import Band, bridge_holes, runs_of, trace_chains, trace_mask
+from models.tracing import Band, Curve, _assign, bridge_holes, runs_of, trace_chains, trace_mask
 from models.tracing_paths import trace_paths
 
 H_IMG, W = 60, 240
@@ -318,3 +318,25 @@ def test_holes_as_long_as_a_dash_space_are_interpolated_and_longer_ones_or_lost_
     assert np.isnan(filled[200:224]).all()
     assert np.isnan(filled[325:336]).all()
     assert np.isfinite(filled[:200]).all() and np.isfinite(filled[224:325]).all() and np.isfinite(filled[336:]).all()
+
+
+def test_a_chain_that_went_from_one_curves_ink_to_anothers_between_their_picks_gives_each_its_side():
+    """Two chains that each followed one curve, then the other's ink (no meeting between: the curves never shared
+    a run), each holding a pick of both: each curve takes the columns on its picks' side, none takes the columns
+    between two picks of different curves (where the chain changed curves), and no sample is the other curve's."""
+    x = np.arange(W)
+    low, high = np.full(W, 10.0), np.full(W, 30.0)  # curve X 10 rows above the bottom border, Y 30
+    hop = x >= W // 2
+
+    def chain(before: np.ndarray, after: np.ndarray) -> Curve:
+        z = np.zeros(W, np.int64)
+        return Curve(np.where(hop, after, before), z, np.ones(W), np.ones(W, np.int64), np.zeros(W, bool), z)
+
+    chains = [chain(low, high), chain(high, low)]
+    pick = {h: [Pick(20.0, BOTTOM - h), Pick(W - 20.0, BOTTOM - h)] for h in (10.0, 30.0)}
+    scales = (_scale("GR", 1, picks=pick[10.0]), _scale("SP", 1, picks=pick[30.0]))
+    found = _assign(chains, scales, _band())
+    for k, h in enumerate((10.0, 30.0)):
+        u = found[k][0]
+        assert np.all(u[:21] == h) and np.all(u[W - 20 :] == h)
+        assert np.isnan(u[21 : W - 20]).all()

@@ -579,11 +579,14 @@ def _assign(
             low = min(dist.values())
             winners = [k for k, d in dist.items() if d == low]
             piece = meet[i] == q
-            sides = _sides([r for r in records[i] if r[1] == q], width) if low == 0 and len(winners) > 1 else {}
-            for k in winners if sides else winners[:1] if len(winners) == 1 else []:
+            if low == 0 and len(winners) > 1:  # several curves' picks on this very piece: each takes its side
+                sides = _sides([r for r in records[i] if r[1] == q], width)
+                shares = [(k, piece & sides[k]) for k in winners]
+            else:  # one nearest curve takes the piece; a tie between picks on other pieces gives it to none
+                shares = [(winners[0], piece)] if len(winners) == 1 else []
+            for k, cols in shares:
                 near = [r for r in records[i] if r[0] == k and abs(q - r[1]) == low]
                 offset = _nearest_offset([r[3] for r in near], [r[2] for r in near], width)
-                cols = piece & sides[k] if sides else piece
                 jobs.append((float(low), -int(np.sum(present & cols)), i, cols, k, offset))
     jobs.sort(key=lambda j: (j[0], j[1]))
     out = {k: (np.full(width, np.nan), np.zeros(width)) for k in range(len(scales))}

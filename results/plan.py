@@ -95,6 +95,11 @@ class TaskPreset:
         return cls(**{**data, "base_channels": tuple(data["base_channels"]), "depths": tuple(data["depths"])})
 
 
+# A failed trial is retried from its last checkpoint this many times, then marked ERROR (--max-failures); a lost
+# node is not counted (study.restarts).
+MAX_FAILURES = 2
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """Everything a study needs, resolved from the preset and the flags. Saved as ``study.json``."""
@@ -122,6 +127,7 @@ class StudyConfig:
     data: str | None = None  # --data: the dataset folder trained and validated on (absolute)
     val_data: str | None = None  # --val-data: the second validation set's folder (absolute)
     split: tuple[float, float, float] = DEFAULT_SPLIT  # --split: hash split shares of a folder without split.csv
+    max_failures: int = MAX_FAILURES  # --max-failures; a plan from before the flag had the default
     resume: bool = field(default=False, compare=False)
     restart_errored: bool = field(default=False, compare=False)
 

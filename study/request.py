@@ -22,7 +22,7 @@ from datamodules.labels import TASKS
 from datamodules.layout import DEFAULT_SPLIT, split_flag
 from models.compile_mode import COMPILE_CHOICES, Compile
 from models.metric_names import DEFAULT_OBJECTIVE, OBJECTIVES, VAL2_PREFIX
-from results.plan import StudyConfig, expand_tasks
+from results.plan import MAX_FAILURES, StudyConfig, expand_tasks
 from results.store import is_uri
 from study.lock import current_holder
 from study.mirror import check_new_in_store, check_store, pull_study, working_copy
@@ -36,7 +36,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # repeated with the saved values (the up-arrow habit), never changed.
 PLAN_FLAGS = (
     "task", "preset", "num_samples", "epochs", "max_concurrent", "gpus_per_trial",
-    "cpus_per_trial", "seed", "metric", "instances", "scale", "compile", "data", "val_data", "split",
+    "cpus_per_trial", "seed", "metric", "instances", "scale", "compile", "data", "val_data", "split", "max_failures",
 )  # fmt: skip
 ONE_TASK = " or ".join(f"--task {t}" for t in TASKS)
 
@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--cpus-per-trial",
         type=non_negative_float,
         help="CPUs per trial; DataLoader workers = CPUs - 1 (default: preset)",
+    )
+    r.add_argument(
+        "--max-failures",
+        type=whole_number(0),
+        help=f"times a failed trial is retried from its last checkpoint before it is marked errored (default: "
+        f"{MAX_FAILURES}; a lost node does not count)",
     )
     s = p.add_argument_group("storage")
     s.add_argument("--name", help="study name (default: study-<UTC timestamp>); an existing name needs --resume")
@@ -338,5 +344,6 @@ def study_config(req: Request, gpus_seen: bool, *, seen_by: str = "Ray") -> tupl
         data=plan.get("data"),
         val_data=plan.get("val_data"),
         split=plan.get("split", DEFAULT_SPLIT),
+        max_failures=plan.get("max_failures", MAX_FAILURES),
     )
     return cfg, how

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
 log = logging.getLogger(__name__)
-MAX_FAILURES = 2  # a crashed trial is retried from its last checkpoint this many times, then marked ERROR
 CHECKPOINTS_KEPT = 2  # per trial, the best by the objective (Ray keeps the latest as well)
 NEW_OUTPUT = "RAY_AIR_NEW_OUTPUT"  # Ray Tune's console output: its new reporter ("1") or the classic one ("0")
 NO_AUTO_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # Tune's switch for its default loggers (TensorBoard's too)
@@ -151,7 +150,7 @@ def build_tuner(
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=CHECKPOINTS_KEPT, checkpoint_score_attribute=cfg.metric, checkpoint_score_order=mode
             ),
-            failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+            failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
             callbacks=[callback, Progress(tables, task, cfg.epochs), *result_loggers()],
             verbose=1 if verbose else 0,  # Ray's trial tables: --verbose; our own lines otherwise (study.progress)
         ),

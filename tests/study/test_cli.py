@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -43,6 +44,8 @@ def _run(argv, capsys):
         (["--resume"], "--resume"),
         (["--preset", "huge"], "--preset"),
         (["--compile", "maybe"], "--compile"),
+        (["--max-failures", "-1"], "--max-failures"),
+        (["--max-failures", "two"], "--max-failures"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, needle, tmp_path, home, capsys):
@@ -111,6 +114,7 @@ def test_resume_accepts_the_same_plan_flags_the_up_arrow_way(tmp_path, home):
         (["--task", "both"], ["--task saved binary, given both"]),
         (["--num-samples", "3", "--seed", "7", "--scale", "0.1"], ["--seed saved 0, given 7", "--scale saved 0.05"]),
         (["--preset", "full"], ["--preset saved smoke, given full"]),
+        (["--max-failures", "0"], ["--max-failures saved 2, given 0"]),  # Ray keeps a study's FailureConfig
     ],
 )
 def test_resume_refuses_a_changed_plan_naming_both_values(tmp_path, home, capsys, flags, needles):
@@ -192,6 +196,22 @@ def test_bad_input_starts_no_ray_as_a_command(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_max_failures_is_part_of_the_plan_and_an_older_plan_has_the_default(tmp_path, home):
+    from results.plan import MAX_FAILURES, StudyConfig
+
+    req = parse(["--task", "binary", "--max-failures", "0", "--storage", str(tmp_path / "runs"), "--name", "y"])
+    cfg, _ = study_config(req, gpus_seen=False)
+    assert cfg.max_failures == 0
+    assert StudyConfig.from_json(cfg.to_json()).max_failures == 0
+    older = saved_study(tmp_path)  # its study.json as a version before the flag wrote it: no max_failures
+    marker = older.study_dir / "study.json"
+    plan = json.loads(marker.read_text())
+    del plan["max_failures"]
+    marker.write_text(json.dumps(plan))
+    resumed = parse(["--storage", str(tmp_path / "runs"), "--name", "x", "--resume", "--max-failures", "2"])
+    assert resumed.saved is not None and resumed.saved.max_failures == MAX_FAILURES
+
+
 def test_help_documents_every_flag(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
@@ -199,7 +219,7 @@ def test_help_documents_every_flag(capsys):
     out = capsys.readouterr().out
     for flag in ("--task", "--preset", "--num-samples", "--epochs", "--max-concurrent", "--gpus-per-trial",
                  "--cpus-per-trial", "--name", "--storage", "--address", "--seed", "--metric", "--resume",
-                 "--no-dashboard", "--dashboard-host"):  # fmt: skip
+                 "--no-dashboard", "--dashboard-host", "--max-failures"):  # fmt: skip
         assert flag in out
 
 

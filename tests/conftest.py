@@ -25,18 +25,30 @@ def pytest_configure(config):
         )
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests marked ``long`` first, longest first (``minutes``: about what each takes in CI), then the rest in
+    their order: the two test workers share out the long ones at once and end together, instead of one running a
+    long test alone at the end (the README's quickstart, the longest, is collected last)."""
+
+    def minutes(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("long")
+        return 0.0 if mark is None else float(mark.kwargs["minutes"])
+
+    items.sort(key=minutes, reverse=True)  # stable: equal ones keep their order
+
+
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory):
     """One real tiny study (both tasks, 2 trials x 2 epochs each, real Ray, Optuna and Lightning), shared by the
     report and predict tests. 15 rasters per task leave 3 for validation (the report shows 3). The first binary
-    trial to reach epoch 2 fails there on every attempt (fault injection), so the study holds an errored trial
-    beside finished ones. Returns the study directory."""
+    trial to reach epoch 2 fails there on both its attempts (fault injection; --max-failures 1), so the study holds
+    an errored trial beside finished ones. Returns the study directory."""
     from tests.helpers.study import TINY, study
 
     home = tmp_path_factory.mktemp("tiny-study")
     args = ["--storage", str(home / "runs"), "--name", "tiny", "--num-samples", "2", "--epochs", "2", *TINY]
-    args += ["--instances", "15"]  # after TINY's: the last one counts
-    faults = [{"action": "raise", "epoch": 2, "trials": "one", "times": 3}]
+    args += ["--instances", "15", "--max-failures", "1"]  # after TINY's: the last one counts
+    faults = [{"action": "raise", "epoch": 2, "trials": "one", "times": 2}]
     proc = study(args, home, faults=faults)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]  # 1: a trial errored, as injected
     return home / "runs" / "tiny"

@@ -12,7 +12,7 @@ import pytest
 
 from results.query import best_trials, load_trials
 from results.tables import StudyTables
-from tests.helpers.study import REPO, check_tables, env_for
+from tests.helpers.study import REPO, check_optuna_agrees, check_tables, env_for
 
 RUN_SECTIONS = ("Quickstart", "The tables")  # every code block of these runs
 CONSOLE_LINES = 60  # the default study's whole console, redirected, at most
@@ -75,6 +75,7 @@ def check_console(out: str, study_dir: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)  # the default study beside another test's Ray on 2 cores
+@pytest.mark.long(minutes=6)
 def test_quickstart_and_query_examples_run_as_written(tmp_path):
     blocks = code_blocks((REPO / "README.md").read_text(), RUN_SECTIONS)
     env = env_for(tmp_path / "home")
@@ -88,10 +89,17 @@ def test_quickstart_and_query_examples_run_as_written(tmp_path):
                     ["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True, timeout=900
                 )
                 assert proc.returncode == 0, (command, proc.stdout[-3000:], proc.stderr[-3000:])
-                if first:  # the default study: its console and its tables
+                if first:  # the default study: its console, its tables, Optuna's journals and its report
                     study_dir = work / "runs" / "my-study"
-                    check_tables(study_dir, ("binary", "multiclass"), n_trials=4, epochs=6)
+                    trials, _ = check_tables(study_dir, ("binary", "multiclass"), n_trials=4, epochs=6)
                     check_console(proc.stdout + proc.stderr, study_dir)
+                    check_optuna_agrees(study_dir, trials)
+                    for name in ("param_lr", "param_weight_decay", "param_base_channels", "param_depth"):
+                        assert trials[name].notna().all(), name  # every searched parameter, typed
+                    assert str(trials["param_depth"].dtype) == "Int64"
+                    said = [line for line in proc.stdout.splitlines() if line.startswith("report: ")]
+                    assert len(said) == 1 and "report.html" in said[0], said
+                    assert "<html" in (study_dir / "report.html").read_text()[:200].lower()
                     first = False
         else:
             proc = subprocess.run(

@@ -34,6 +34,7 @@ def ray_starts(job: SlurmJob) -> list[tuple[str, str]]:
 
 
 @pytest.mark.timeout(900)  # two batch runs, each with its own Ray cluster: SlurmJob.wait bounds each
+@pytest.mark.long(minutes=2)
 def test_study_on_both_nodes_sigterm_requeues_and_the_requeued_job_resumes(job):
     job.start([*STUDY, "--epochs", "3"])
     study_dir = job.storage / "s"

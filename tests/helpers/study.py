@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from optuna.trial import TrialState
 
 from results import importance
 from results.plan import StudyConfig
@@ -19,6 +20,7 @@ from results.schema import FINAL_STATUSES
 from study.faults import ENV as FAULTS_ENV
 from study.importance import importance_table
 from study.presets import SMOKE
+from study.search import RAY_TRIAL_ID, journal_path, open_study
 from tests.helpers.driver import REPO, driver_env
 
 # Tiny rasters: 6 instances of about 160-640 x 24-32 px; 2 epochs. Each trial takes seconds on one core.
@@ -138,3 +140,21 @@ def saved_study(tmp_path: Path, *, with_trial: bool = False, **changes) -> Study
             finished_at=None, node="", checkpoint_path=None,
         )  # fmt: skip
     return cfg
+
+
+OPTUNA_STATE = {"completed": TrialState.COMPLETE, "stopped_early": TrialState.PRUNED, "error": TrialState.FAIL}
+
+
+def check_optuna_agrees(study_dir, trials) -> None:
+    """Each task's Optuna study (journal file) holds every trial, in the state the tables give, none RUNNING."""
+    for task, rows in trials.groupby("task"):
+        ot = open_study(journal_path(study_dir, str(task)), str(task))
+        latest = {t.user_attrs[RAY_TRIAL_ID]: t for t in sorted(ot.trials, key=lambda t: t.number)}
+        assert not [t for t in ot.trials if t.state == TrialState.RUNNING]
+        for row in rows.itertuples():
+            frozen = latest[row.trial_id]
+            assert frozen.state == OPTUNA_STATE[row.status], (row.trial_id, row.status, frozen.state)
+            if row.status == "completed":
+                assert frozen.value == row.objective_best
+            if row.status == "stopped_early":
+                assert len(frozen.intermediate_values) == row.epochs_completed

@@ -24,7 +24,7 @@ from results.query import read_table
 from results.schema import EPOCHS_FILE, EPOCHS_SCHEMA, TRIALS_FILE, param_columns, trials_schema
 from results.tables import StudyTables, is_temporary, write_atomic
 
-KILLS = 200
+KILLS = 100  # a kill at a random point of each write; about half land inside one
 ROWS = 4000
 STUDY = "s"
 FILES = {EPOCHS_FILE: EPOCHS_SCHEMA, TRIALS_FILE: trials_schema(param_columns(param_types()))}

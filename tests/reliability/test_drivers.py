@@ -50,6 +50,7 @@ def wait_for_progress(study_dir, driver: Driver, before: dict[str, int]) -> None
     assert moved, "no new epoch while the driver ran: " + driver.output[-2000:]
 
 
+@pytest.mark.long(minutes=2)
 def test_one_driver_per_study_sigterm_and_a_sigkilled_drivers_lock(tmp_path):
     storage = tmp_path / "runs"
     study_dir = storage / "d"

@@ -127,12 +127,14 @@ def node_losses(tmp_path: Path, storage: str, study_dir: Callable[[str], Path], 
         assert f"binary trial {tid} moved from node {nodes[0]} to node {nodes[1]} after the node was lost" in out
 
 
+@pytest.mark.long(minutes=2)
 def test_a_trial_survives_the_loss_of_its_node_twice_in_one_cluster(tmp_path):
     shared = tmp_path / "shared"  # every simulated node is this machine: a local path is shared storage
     node_losses(tmp_path, str(shared), lambda name: shared / name)
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.long(minutes=1.5)
 def test_a_trial_survives_the_loss_of_its_node_with_the_study_in_s3(tmp_path):
     """The same loss (the first seed's) with the study in object storage (a real S3 server on 127.0.0.1): the trials'
     checkpoints, Ray's state and the tables all live in the bucket; each study is read back from there."""

@@ -60,6 +60,7 @@ def assert_clean_stop(proc, storage, reason: str) -> None:
     assert "interrupted" not in proc.stdout  # nothing was interrupted
 
 
+@pytest.mark.long(minutes=3)
 def test_storage_faults_in_turn_each_stop_cleanly_and_resume_finishes(tmp_path):
     with tmpfs(tmp_path / "store", "40m") as fs:
         storage = fs.path / "runs"

@@ -107,6 +107,7 @@ CLUSTER = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.long(minutes=1.5)
 def test_a_study_in_s3_lives_there_and_resumes_from_another_machine(s3, tmp_path):
     cluster_home = tmp_path / "cluster-home"
     cluster = subprocess.Popen(
@@ -166,6 +167,7 @@ def test_a_study_in_s3_lives_there_and_resumes_from_another_machine(s3, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.long(minutes=2)
 def test_a_store_that_fails_stops_the_study_and_resume_finishes_it(s3, tmp_path):
     home, tmp = tmp_path / "home", short_tmp()
     storage = s3.uri("outage")

@@ -557,9 +557,8 @@ def _assign(
             if hit is not None:
                 i, x = hit
                 records.setdefault(i, []).append((k, int(meet[i][x]), p.lap - int(chains[i].lap[x]), x))
-    jobs: list[tuple[float, int, int, npt.NDArray[np.bool_], int, npt.NDArray[np.int64]]] = []  # (distance, -size,
-    # chain, its columns,
-    # curve, lap offset per column)
+    # (distance, -size, chain, its columns, curve, lap offset per column)
+    jobs: list[tuple[float, int, int, npt.NDArray[np.bool_], int, npt.NDArray[np.int64]]] = []
     unpicked: list[tuple[int, int, int]] = []  # (-size, chain, curve): chains no pick lies on, for a curve alone
     for i, c in enumerate(chains):
         present = np.isfinite(c.h) & ~c.merged

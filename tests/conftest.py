@@ -47,8 +47,9 @@ def tiny_study(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("tiny-study")
     args = ["--storage", str(home / "runs"), "--name", "tiny", "--num-samples", "2", "--epochs", "2", *TINY]
-    args += ["--instances", "15", "--max-failures", "1"]  # after TINY's: the last one counts
-    faults = [{"action": "raise", "epoch": 2, "trials": "one", "times": 2}]
+    retries = 1
+    args += ["--instances", "15", "--max-failures", str(retries)]  # after TINY's: the last one counts
+    faults = [{"action": "raise", "epoch": 2, "trials": "one", "times": 1 + retries}]  # every attempt fails
     proc = study(args, home, faults=faults)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]  # 1: a trial errored, as injected
     return home / "runs" / "tiny"
